@@ -1,0 +1,26 @@
+VENV ?= .venv
+PY := $(VENV)/bin/python
+THREADS ?= 2
+
+.PHONY: setup demo test bench clean
+setup:
+	@bash scripts/setup_env.sh $(VENV)
+
+# The main job on the embedded demo clip: writes runs/demo/demo.mp4 and runs/demo/demo.mp4.events.jsonl
+demo: setup
+	$(PY) cctv_mask_detector.py --demo --output_path runs/demo/demo.mp4
+
+test: setup
+	$(PY) -m pytest -q tests
+
+bench: setup
+	$(PY) benchmarks/bench_mtcnn.py --threads $(THREADS)
+
+clean:
+	rm -rf runs .pytest_cache
+
+# Side environment for timing facenet-pytorch itself (it needs torchvision, which needs torch 2.14.1).
+bench-env:
+	test -x .venv-facenet/bin/python || python3 -m venv .venv-facenet
+	.venv-facenet/bin/pip -q install torch==2.14.1 torchvision==0.29.1 numpy Pillow
+	.venv-facenet/bin/pip -q install --no-deps facenet-pytorch==2.6.0

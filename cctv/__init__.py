@@ -1,0 +1,1 @@
+"""Shared code of the CCTV mask toolkit: classifier, crops, video I/O, label formats, alerts."""

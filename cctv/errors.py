@@ -1,0 +1,25 @@
+"""User-facing errors: one clear line and a non-zero exit, never a traceback for a user mistake."""
+import sys
+from functools import wraps
+
+
+class UserError(Exception):
+    """A problem with the user's input (a file, a flag, a folder). The message names it."""
+
+
+def cli_main(main):
+    """Decorate a script's `main(opt)`: a UserError prints `error: <message>` and exits 2;
+    Ctrl-C exits 130 after whatever cleanup the script's own `finally` blocks did."""
+
+    @wraps(main)
+    def wrapper(*args, **kwargs):
+        try:
+            return main(*args, **kwargs)
+        except UserError as e:
+            print(f"error: {e}", file=sys.stderr)
+            sys.exit(2)
+        except KeyboardInterrupt:
+            print("interrupted", file=sys.stderr)
+            sys.exit(130)
+
+    return wrapper

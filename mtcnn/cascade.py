@@ -1,0 +1,197 @@
+"""The MTCNN cascade (PNet -> RNet -> ONet) on a batch of same-size frames, as tensor operations that run
+on the CPU or a GPU alike. Each stage keeps facenet-pytorch's arithmetic, so the answers match it."""
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from .nms import batched_nms
+
+PNET_STRIDE, PNET_CELL = 2, 12
+
+
+@dataclass
+class Candidates:
+    """Boxes of a batch: boxes (N,4) x1,y1,x2,y2, scores (N,), image (N,) frame index in the batch."""
+    boxes: torch.Tensor
+    scores: torch.Tensor
+    image: torch.Tensor
+    landmarks: torch.Tensor = None  # (N,5,2) after ONet
+
+    def take(self, idx):
+        lm = None if self.landmarks is None else self.landmarks[idx]
+        return Candidates(self.boxes[idx], self.scores[idx], self.image[idx], lm)
+
+    def __len__(self):
+        return self.boxes.shape[0]
+
+
+def standardise(x):
+    return (x - 127.5) * 0.0078125
+
+
+def pyramid_scales(height, width, min_face_size, factor):
+    """Scales at which PNet's 12-px window sees faces from min_face_size up to the whole frame."""
+    scale = 12.0 / min_face_size
+    side = min(height, width) * scale
+    scales = []
+    while side >= 12:
+        scales.append(scale)
+        scale *= factor
+        side *= factor
+    return scales
+
+
+def pnet_stage(pnet_raw, frames, min_face_size, factor, threshold):
+    """Proposals from PNet on the image pyramid: NMS 0.5 per scale, then 0.7 over all scales,
+    box regression and squaring. frames: (B,3,H,W) float RGB 0..255; pnet_raw: PNet taking 0..255 input."""
+    _, _, h, w = frames.shape
+    scales = pyramid_scales(h, w, min_face_size, factor)
+    found = []
+    for s, scale in enumerate(scales):
+        resized = F.interpolate(frames, size=(int(h * scale + 1), int(w * scale + 1)), mode="area")
+        reg, logits = pnet_raw(resized)
+        c = _pnet_boxes(reg, logits, scale, threshold)
+        found.append((c, torch.full_like(c.image, s)))
+    if not found:
+        return _empty(frames)
+    c = _cat([f[0] for f in found])
+    per_scale = c.image * len(scales) + torch.cat([f[1] for f in found])
+    # NMS within each image and scale; kept in scale order so that ties at the next NMS break as in MTCNN
+    c = c.take(batched_nms(c.boxes[:, :4], c.scores, per_scale, 0.5).sort().values)
+    c = c.take(batched_nms(c.boxes[:, :4], c.scores, c.image, 0.7))
+    size = c.boxes[:, 2:4] - c.boxes[:, 0:2]
+    corners = c.boxes[:, 0:4] + c.boxes[:, 4:8] * size.repeat(1, 2)
+    return Candidates(square(corners), c.scores, c.image)
+
+
+def _pnet_boxes(reg, logits, scale, threshold):
+    # softmax(l)[1] >= t  <=>  l1 - l0 >= logit(t): the softmax is then computed for the candidates only.
+    margin = logits[:, 1] - logits[:, 0]
+    image, yy, xx = torch.nonzero(margin >= _logit(threshold) - 1e-6, as_tuple=True)
+    probs = torch.softmax(logits[image, :, yy, xx], dim=1)[:, 1]
+    keep = probs >= threshold
+    image, yy, xx, probs = image[keep], yy[keep], xx[keep], probs[keep]
+    # Boxes carry their 4 regression offsets in columns 4..7 until the cross-scale NMS is done.
+    cell = torch.stack([xx, yy], dim=1).to(reg.dtype)
+    top_left = ((PNET_STRIDE * cell + 1) / scale).floor()
+    bottom_right = ((PNET_STRIDE * cell + PNET_CELL) / scale).floor()
+    offsets = reg[image, :, yy, xx]
+    boxes = torch.cat([top_left, bottom_right, offsets], dim=1)
+    return Candidates(boxes, probs, image)
+
+
+def _logit(p):
+    p = min(max(p, 1e-12), 1 - 1e-12)
+    return math.log(p / (1 - p))
+
+
+def refine_stage(net, frames, integral, c, size, threshold):
+    """RNet (size 24) or ONet (size 48) on crops of the candidates. Keeps the confident ones and returns
+    them with the net's raw outputs for them: (Candidates, box regression (N,4), landmarks (N,10) or None)."""
+    x1, y1, x2, y2 = clip_to_frame(c.boxes, frames.shape[3], frames.shape[2])
+    valid = (y2 > y1) & (x2 > x1)
+    c, x1, y1, x2, y2 = c.take(valid), x1[valid], y1[valid], x2[valid], y2[valid]
+    if len(c) == 0:
+        return c, c.boxes, c.boxes.new_zeros((0, 10))
+    out = net(standardise(crop_resize_area(integral, c.image, x1, y1, x2, y2, size)))
+    probs = torch.softmax(out[-1], dim=1)[:, 1]
+    keep = probs > threshold
+    return (Candidates(c.boxes[keep], probs[keep], c.image[keep]), out[0][keep],
+            out[1][keep] if len(out) == 3 else None)
+
+
+def regress(boxes, reg):
+    """Apply RNet/ONet box regression (offsets relative to the inclusive box size)."""
+    wh = (boxes[:, 2:4] - boxes[:, 0:2] + 1).repeat(1, 2)
+    return boxes + reg * wh
+
+
+def place_landmarks(boxes, raw):
+    """ONet's 5 landmarks (N,10: x's then y's, relative to the box) in frame pixels (N,5,2)."""
+    wh = boxes[:, 2:4] - boxes[:, 0:2] + 1
+    return (raw.view(-1, 2, 5) * wh[:, :, None] + boxes[:, 0:2, None] - 1).transpose(1, 2)
+
+
+def clip_to_frame(boxes, width, height):
+    """Integer crop rectangle [y1, y2) x [x1, x2) of each box, clipped to the frame (as MTCNN's pad())."""
+    b = boxes.trunc().long()
+    x1 = (b[:, 0] - 1).clamp(min=0)
+    y1 = (b[:, 1] - 1).clamp(min=0)
+    return x1, y1, b[:, 2].clamp(max=width), b[:, 3].clamp(max=height)
+
+
+def integral_image(frames):
+    """Summed-area table (B,H+1,W+1,3) of frames (B,3,H,W) holding whole numbers 0..255: exact in int32
+    up to 8 megapixels (int64 beyond)."""
+    b, ch, h, w = frames.shape
+    dtype = torch.int32 if h * w * 255 < 2 ** 31 else torch.int64
+    table = torch.zeros((b, h + 1, w + 1, ch), dtype=dtype, device=frames.device)
+    table[:, 1:, 1:] = frames.permute(0, 2, 3, 1).to(dtype).cumsum(1).cumsum(2)
+    return table
+
+
+def crop_resize_area(integral, image, x1, y1, x2, y2, size):
+    """Crops [y1:y2, x1:x2] of frames[image] resized to size x size with area averaging (the same bins as
+    F.interpolate(mode='area')), all at once from the frames' integral image: (N,3,size,size) float."""
+    steps = torch.arange(size, device=integral.device)
+    rows0, rows1 = _bins(y1, y2, steps, size)
+    cols0, cols1 = _bins(x1, x2, steps, size)
+    img = image[:, None, None]
+
+    def at(r, c):
+        return integral[img, r[:, :, None], c[:, None, :]]  # (N,size,size,3)
+
+    total = at(rows1, cols1) - at(rows0, cols1) - at(rows1, cols0) + at(rows0, cols0)
+    count = ((rows1 - rows0)[:, :, None] * (cols1 - cols0)[:, None, :])[..., None]
+    return (total.double() / count).float().permute(0, 3, 1, 2).contiguous()
+
+
+def _bins(lo, hi, steps, size):
+    length = (hi - lo)[:, None]
+    start = torch.div(steps * length, size, rounding_mode="floor")
+    end = torch.div((steps + 1) * length + size - 1, size, rounding_mode="floor")
+    return lo[:, None] + start, lo[:, None] + end
+
+
+def square(boxes):
+    """Boxes grown to squares around the same centre (MTCNN's rerec)."""
+    wh = boxes[:, 2:4] - boxes[:, 0:2]
+    side = wh.max(dim=1, keepdim=True).values
+    top_left = boxes[:, 0:2] + wh * 0.5 - side * 0.5
+    return torch.cat([top_left, top_left + side], dim=1)
+
+
+def detect_batch(nets, frames, min_face_size, thresholds, factor, stages=False):
+    """Faces in a batch of frames (B,3,H,W) float RGB 0..255: final Candidates with landmarks, and with
+    stages=True also a dict of the candidates fed to RNet ("pnet"), to ONet ("rnet") and kept ("onet").
+    nets: callables (PNet on 0..255 input, i.e. PNet.forward_raw; RNet; ONet)."""
+    pnet, rnet, onet = nets
+    after = {}
+    c = pnet_stage(pnet, frames, min_face_size, factor, thresholds[0])
+    after["pnet"] = c
+    integral = integral_image(frames) if len(c) else None
+    if len(c):
+        c, reg, _ = refine_stage(rnet, frames, integral, c, 24, thresholds[1])
+        pick = batched_nms(c.boxes, c.scores, c.image, 0.7)
+        c = Candidates(square(regress(c.boxes[pick], reg[pick])), c.scores[pick], c.image[pick])
+    after["rnet"] = c
+    if len(c):
+        c, reg, raw_points = refine_stage(onet, frames, integral, c, 48, thresholds[2])
+        c = Candidates(regress(c.boxes, reg), c.scores, c.image, place_landmarks(c.boxes, raw_points))
+        c = c.take(batched_nms(c.boxes, c.scores, c.image, 0.7, mode="min"))
+    else:
+        c.landmarks = c.boxes.new_zeros((0, 5, 2))
+    after["onet"] = c
+    return (c, after) if stages else c
+
+
+def _empty(frames):
+    z = frames.new_zeros((0, 4))
+    return Candidates(z, frames.new_zeros(0), torch.zeros(0, dtype=torch.long, device=frames.device))
+
+
+def _cat(parts):
+    return Candidates(torch.cat([p.boxes for p in parts]), torch.cat([p.scores for p in parts]),
+                      torch.cat([p.image for p in parts]))

@@ -1,0 +1,156 @@
+"""`MTCNN`: facenet-pytorch's face detector API over our own cascade and its pretrained weights."""
+from contextlib import contextmanager
+
+import numpy as np
+import torch
+from PIL import Image
+
+from .cascade import detect_batch
+from .crops import crop_faces
+from .nets import load_nets
+from .opencv_backend import OpenCVNet, opencv_available
+
+
+class MTCNN(torch.nn.Module):
+    """Face detection with MTCNN, with facenet-pytorch's arguments and results.
+
+    detect(img) -> boxes (N,4) float32 x1,y1,x2,y2, probs (N,) [, landmarks (N,5,2)]: arrays, empty when no
+    face is found (never None). img: a PIL image, an HxWx3 uint8 RGB array (grayscale, RGBA and 16-bit are
+    converted), a list of them, or a (B,H,W,3) array; the last two give lists with one result per frame.
+    Boxes come largest first with select_largest, else most probable first.
+    weights_path: a fine-tuned checkpoint with pnet.*/rnet.*/onet.* keys (stages it lacks stay pretrained).
+    """
+
+    def __init__(self, image_size=160, margin=0, min_face_size=20, thresholds=(0.6, 0.7, 0.7), factor=0.709,
+                 post_process=True, select_largest=True, keep_all=False, device=None, weights_path=None):
+        super().__init__()
+        self.image_size, self.margin = image_size, margin
+        self.min_face_size, self.thresholds, self.factor = min_face_size, list(thresholds), factor
+        self.post_process, self.select_largest, self.keep_all = post_process, select_largest, keep_all
+        self.device = torch.device(device or "cpu")
+        self.weights_path = weights_path
+        self.pnet, self.rnet, self.onet = load_nets(weights_path, self.device)
+        self._runners = None
+
+    @property
+    def settings(self):
+        """The detection settings, as keyword arguments for MTCNN(...)."""
+        return dict(image_size=self.image_size, margin=self.margin, min_face_size=self.min_face_size,
+                    thresholds=list(self.thresholds), factor=self.factor)
+
+    @torch.inference_mode()
+    def detect(self, img, landmarks=False):
+        frames, batched = _as_frames(img)
+        results = [self._detect_same_size(group) for group in _same_size_groups(frames)]
+        results = [r for group in results for r in group]
+        boxes, probs, points = (list(x) for x in zip(*results)) if results else ([], [], [])
+        if not batched:
+            boxes, probs, points = boxes[0], probs[0], points[0]
+        return (boxes, probs, points) if landmarks else (boxes, probs)
+
+    @torch.inference_mode()
+    def detect_stages(self, img):
+        """Candidates after each stage for one image, as (N,5) arrays x1,y1,x2,y2,score: "pnet" (fed to RNet),
+        "rnet" (fed to ONet), "onet" (final). For fine-tuning's hard-example mining."""
+        frames, _ = _as_frames(img)
+        with full_fp32():
+            _, after = detect_batch(self._nets, self._to_tensor(frames[:1]), self.min_face_size, self.thresholds,
+                                    self.factor, stages=True)
+        return {k: torch.cat([c.boxes, c.scores[:, None]], 1).float().cpu().numpy() for k, c in after.items()}
+
+    def extract(self, img, boxes, save_path=None):
+        """Face crops of the boxes as a float tensor (N,3,S,S), standardised (x-127.5)/128 when post_process."""
+        frames, batched = _as_frames(img)
+        if not batched:
+            boxes = [boxes]
+        faces = []
+        for frame, frame_boxes in zip(frames, boxes):
+            crops = crop_faces(frame, np.asarray(frame_boxes).reshape(-1, 4), self.image_size, self.margin)
+            t = torch.from_numpy(crops).permute(0, 3, 1, 2).float()
+            faces.append((t - 127.5) / 128.0 if self.post_process else t)
+        return faces if batched else faces[0]
+
+    def forward(self, img):
+        """Detect, then crop: (N,3,S,S) per image (at most one face unless keep_all)."""
+        boxes, _ = self.detect(img)
+        if isinstance(boxes, list):
+            return [f if self.keep_all else f[:1] for f in self.extract(img, boxes)]
+        faces = self.extract(img, boxes)
+        return faces if self.keep_all else faces[:1]
+
+    @property
+    def _nets(self):
+        """What the cascade calls: on the CPU, the nets through OpenCV's faster DNN module when it can
+        take them (the `onnx` package exports them), else the torch modules themselves."""
+        if self.device.type != "cpu" or not opencv_available():
+            return self.pnet.forward_raw, self.rnet, self.onet
+        if self._runners is None:
+            self._runners = (OpenCVNet(self.pnet, "forward_raw", (1, 3, 64, 64)), OpenCVNet(self.rnet, "forward",
+                             (1, 3, 24, 24)), OpenCVNet(self.onet, "forward", (1, 3, 48, 48)))
+        return self._runners
+
+    def _to_tensor(self, frames):
+        return torch.from_numpy(np.stack(frames)).to(self.device).permute(0, 3, 1, 2).float()
+
+    def _detect_same_size(self, frames):
+        h, w = frames[0].shape[:2]
+        if min(h, w) < 12:
+            return [_no_faces() for _ in frames]
+        with full_fp32():
+            found = detect_batch(self._nets, self._to_tensor(frames), self.min_face_size, self.thresholds,
+                                 self.factor)
+        boxes = found.boxes.float().cpu().numpy()
+        probs = found.scores.float().cpu().numpy()
+        points = found.landmarks.float().cpu().numpy()
+        image = found.image.cpu().numpy()
+        out = []
+        for i in range(len(frames)):
+            sel = np.flatnonzero(image == i)
+            if self.select_largest:
+                area = (boxes[sel, 2] - boxes[sel, 0]) * (boxes[sel, 3] - boxes[sel, 1])
+                sel = sel[np.argsort(-area, kind="stable")]
+            out.append((boxes[sel], probs[sel], points[sel]))
+        return out
+
+
+@contextmanager
+def full_fp32():
+    """No TF32 in convolutions and matrix products on a GPU (the default lets cuDNN use it), so that the
+    GPU gives the CPU's answers."""
+    cudnn, matmul = torch.backends.cudnn, torch.backends.cuda.matmul
+    saved = cudnn.allow_tf32, matmul.allow_tf32
+    cudnn.allow_tf32 = matmul.allow_tf32 = False
+    try:
+        yield
+    finally:
+        cudnn.allow_tf32, matmul.allow_tf32 = saved
+
+
+def _no_faces():
+    return np.zeros((0, 4), np.float32), np.zeros(0, np.float32), np.zeros((0, 5, 2), np.float32)
+
+
+def _as_frames(img):
+    """(list of HxWx3 uint8 arrays, whether the input was a batch)."""
+    from cctv.images import to_rgb_array
+
+    if isinstance(img, torch.Tensor):
+        img = img.cpu().numpy()
+    if isinstance(img, np.ndarray) and img.ndim == 4:
+        return [to_rgb_array(f) for f in img], True
+    if isinstance(img, (list, tuple)):
+        return [to_rgb_array(f) for f in img], True
+    if not isinstance(img, (np.ndarray, Image.Image)):
+        raise TypeError(f"MTCNN expects a PIL image or an HxWx3 array, got {type(img).__name__}")
+    return [to_rgb_array(img)], False
+
+
+def _same_size_groups(frames):
+    """Consecutive runs of same-size frames (each run is one batch through the cascade), in order."""
+    groups = []
+    for f in frames:
+        if groups and groups[-1][0].shape == f.shape:
+            groups[-1].append(f)
+        else:
+            groups.append([f])
+    return groups

@@ -1,0 +1,44 @@
+"""The GPU's vectorised NMS must keep exactly the boxes that greedy NMS keeps (checked here on the CPU)."""
+import numpy as np
+import pytest
+import torch
+
+from mtcnn.nms import _nms_numpy, _nms_opencv, _nms_torch
+
+
+def random_boxes(rng, n, groups):
+    xy = rng.uniform(0, 200, (n, 2))
+    wh = rng.uniform(5, 60, (n, 2))
+    boxes = torch.tensor(np.concatenate([xy, xy + wh], 1), dtype=torch.float32)
+    scores = torch.tensor(rng.uniform(0, 1, n), dtype=torch.float32)
+    return boxes, scores, torch.tensor(rng.integers(0, groups, n))
+
+
+@pytest.mark.parametrize("seed", range(5))
+@pytest.mark.parametrize("threshold", [0.3, 0.5, 0.7])
+def test_vectorised_nms_equals_greedy(seed, threshold):
+    boxes, scores, groups = random_boxes(np.random.default_rng(seed), 400, 3)
+    greedy = set(_nms_opencv(boxes, scores, groups, threshold).tolist())
+    vectorised = _nms_torch(boxes, scores, groups, threshold, "union", max_elements=400 * 400)
+    assert set(vectorised.tolist()) == greedy
+    assert len(vectorised) == len(greedy)
+
+
+def test_min_mode_matches_reference_loop():
+    boxes, scores, groups = random_boxes(np.random.default_rng(7), 200, 2)
+    host = set(_nms_numpy(boxes.numpy(), scores.numpy(), groups.numpy(), 0.7, "min").tolist())
+    assert set(_nms_torch(boxes, scores, groups, 0.7, "min").tolist()) == host
+
+
+def test_kept_boxes_do_not_overlap_beyond_threshold():
+    boxes, scores, groups = random_boxes(np.random.default_rng(1), 300, 1)
+    keep = _nms_opencv(boxes, scores, groups, 0.5)
+    b = boxes[keep]
+    lt = torch.maximum(b[:, None, :2], b[None, :, :2])
+    rb = torch.minimum(b[:, None, 2:], b[None, :, 2:])
+    inter = (rb - lt).clamp(min=0).prod(2)
+    area = (b[:, 2:] - b[:, :2]).prod(1)
+    iou = inter / (area[:, None] + area[None, :] - inter)
+    iou.fill_diagonal_(0)
+    assert iou.max() <= 0.5
+    assert 0 < len(keep) < len(boxes)
