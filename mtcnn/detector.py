@@ -41,8 +41,7 @@ class MTCNN(torch.nn.Module):
     @torch.inference_mode()
     def detect(self, img, landmarks=False):
         frames, batched = _as_frames(img)
-        results = [self._detect_same_size(group) for group in _same_size_groups(frames)]
-        results = [r for group in results for r in group]
+        results = [r for group in _same_size_batches(frames) for r in self._detect_same_size(group)]
         boxes, probs, points = (list(x) for x in zip(*results)) if results else ([], [], [])
         if not batched:
             boxes, probs, points = boxes[0], probs[0], points[0]
@@ -90,7 +89,11 @@ class MTCNN(torch.nn.Module):
         return self._runners
 
     def _to_tensor(self, frames):
-        return torch.from_numpy(np.stack(frames)).to(self.device).permute(0, 3, 1, 2).float()
+        """(B,H,W,3) uint8 -> (B,3,H,W) float on the device (uint8 crosses to the GPU: 4x fewer bytes)."""
+        batch = torch.from_numpy(frames if isinstance(frames, np.ndarray) else np.stack(frames))
+        if self.device.type == "cuda":
+            batch = batch.pin_memory().to(self.device, non_blocking=True)
+        return batch.permute(0, 3, 1, 2).float()
 
     def _detect_same_size(self, frames):
         h, w = frames[0].shape[:2]
@@ -131,12 +134,14 @@ def _no_faces():
 
 
 def _as_frames(img):
-    """(list of HxWx3 uint8 arrays, whether the input was a batch)."""
+    """(HxWx3 uint8 frames: a (B,H,W,3) array or a list, whether the input was a batch)."""
     from cctv.images import to_rgb_array
 
     if isinstance(img, torch.Tensor):
         img = img.cpu().numpy()
     if isinstance(img, np.ndarray) and img.ndim == 4:
+        if img.dtype == np.uint8 and img.shape[3] == 3:
+            return np.ascontiguousarray(img), True
         return [to_rgb_array(f) for f in img], True
     if isinstance(img, (list, tuple)):
         return [to_rgb_array(f) for f in img], True
@@ -145,8 +150,10 @@ def _as_frames(img):
     return [to_rgb_array(img)], False
 
 
-def _same_size_groups(frames):
-    """Consecutive runs of same-size frames (each run is one batch through the cascade), in order."""
+def _same_size_batches(frames):
+    """Consecutive runs of same-size frames, in order: each run is one batch through the cascade."""
+    if isinstance(frames, np.ndarray):
+        return [frames]
     groups = []
     for f in frames:
         if groups and groups[-1][0].shape == f.shape:
