@@ -22,5 +22,5 @@ clean:
 # Side environment for timing facenet-pytorch itself (it needs torchvision, which needs torch 2.14.1).
 bench-env:
 	test -x .venv-facenet/bin/python || python3 -m venv .venv-facenet
-	.venv-facenet/bin/pip -q install torch==2.14.1 torchvision==0.29.1 numpy Pillow
+	.venv-facenet/bin/pip -q install torch==2.14.1 torchvision==0.29.1 numpy Pillow requests tqdm
 	.venv-facenet/bin/pip -q install --no-deps facenet-pytorch==2.6.0
