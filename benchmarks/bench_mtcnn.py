@@ -15,6 +15,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import cv2
 import numpy as np
 import torch
 
@@ -76,6 +77,7 @@ def time_theirs(python, frames, threads, device, batch, repeats):
 
 def run(shared_dir, threads=2, frames=16, repeats=2, device="cpu", batch=None, facenet_python=""):
     torch.set_num_threads(threads)
+    cv2.setNumThreads(threads)
     batch = batch or (16 if device.startswith("cuda") else 1)
     footage = Path(shared_dir) / "data" / "footage"
     if not footage.is_dir():

@@ -118,15 +118,20 @@ class MTCNN(torch.nn.Module):
 
 @contextmanager
 def full_fp32():
-    """No TF32 in convolutions and matrix products on a GPU (the default lets cuDNN use it), so that the
-    GPU gives the CPU's answers."""
-    cudnn, matmul = torch.backends.cudnn, torch.backends.cuda.matmul
-    saved = cudnn.allow_tf32, matmul.allow_tf32
-    cudnn.allow_tf32 = matmul.allow_tf32 = False
+    """IEEE fp32 (no TF32) in convolutions and matrix products on a GPU, so that it gives the CPU's answers:
+    cuDNN convolutions default to TF32, through `cudnn.conv.fp32_precision` in current torch."""
+    knobs = [(torch.backends.cudnn, "allow_tf32", False), (torch.backends.cuda.matmul, "allow_tf32", False)]
+    for owner in (getattr(torch.backends.cudnn, "conv", None), torch.backends.cuda.matmul):
+        if owner is not None and hasattr(owner, "fp32_precision"):
+            knobs.append((owner, "fp32_precision", "ieee"))
+    saved = [(owner, name, getattr(owner, name)) for owner, name, _ in knobs]
+    for owner, name, value in knobs:
+        setattr(owner, name, value)
     try:
         yield
     finally:
-        cudnn.allow_tf32, matmul.allow_tf32 = saved
+        for owner, name, value in reversed(saved):
+            setattr(owner, name, value)
 
 
 def _no_faces():

@@ -1,0 +1,93 @@
+"""The active-learning loop, run by cron every few minutes: low-confidence frames collected by
+`cctv_mask_detector.py --uncertain_frames_dir` become numbered labeling batches (uploaded to the Suite with
+pre-labels when --spb_project is set); when a batch's labels arrive, MTCNN and the classifier are fine-tuned
+from the current models on every labeled batch, evaluated against them, and promoted only if neither
+detection AP nor classifier accuracy gets worse.
+
+    */5 * * * * cd /path/to/repo && .venv/bin/python active_learning.py run >> runs/active_learning/cron.log 2>&1
+    python active_learning.py status
+"""
+import argparse
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from cctv.active_learning import LoopConfig, run_loop, status_text  # noqa: E402
+from cctv.active_learning.training import TrainSettings  # noqa: E402
+from cctv.errors import UserError, cli_main  # noqa: E402
+
+TRAIN_FIELDS = set(TrainSettings.__dataclass_fields__)
+
+
+def build_config(**kwargs) -> LoopConfig:
+    train = {k: kwargs.pop(k) for k in list(kwargs) if k in TRAIN_FIELDS}
+    if "classifier_examples_path" in train:
+        train["classifier_examples_path"] = tuple(train["classifier_examples_path"] or ())
+    if isinstance(kwargs.get("spb_ready_statuses"), str):
+        kwargs["spb_ready_statuses"] = tuple(s.strip() for s in kwargs["spb_ready_statuses"].split(",") if s.strip())
+    known = set(LoopConfig.__dataclass_fields__)
+    return LoopConfig(**{k: v for k, v in kwargs.items() if k in known}, train=TrainSettings(**train))
+
+
+def run(command="run", **kwargs):
+    """`run(command="run"|"status", workdir=..., ...)`: the loop's tick (returns what it did) or the status text."""
+    cfg = build_config(**kwargs)
+    if command == "status":
+        text = status_text(cfg)
+        print(text)
+        return text
+    if command == "run":
+        return run_loop(cfg)
+    raise UserError(f"unknown command '{command}': use run or status")
+
+
+def parse_opt(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("command", choices=("run", "status"), help="run: do whatever is due; status: show the state")
+    d, t = LoopConfig(), TrainSettings()
+    p.add_argument("--workdir", default="runs/active_learning", help="batches, history.jsonl and the lock live here")
+    p.add_argument("--uncertain_frames_dir", default=None,
+                   help="where cctv_mask_detector.py saves low-confidence frames (default <workdir>/uncertain)")
+    p.add_argument("--models_dir", default=d.models_dir, help="model versions and current.json live here")
+    p.add_argument("--batch_frames", type=int, default=d.batch_frames, help="frames per labeling batch")
+    p.add_argument("--labels_settle_s", type=float, default=d.labels_settle_s,
+                   help="a dropped labels/ folder is used once unchanged for this long")
+    p.add_argument("--reference_labels_dir", default=None,
+                   help="labeled frames added to every evaluation (any format cctv.labels reads)")
+    p.add_argument("--tolerance", type=float, default=d.tolerance,
+                   help="promote when AP and accuracy drop by at most this (0: must not get worse)")
+    p.add_argument("--spb_project", default=None,
+                   help="Suite project: upload batches (dataset batch-<N>) and download labels with spb")
+    p.add_argument("--spb_ready_statuses", default="SUBMITTED",
+                   help="Suite label statuses that count as labeled (comma-separated)")
+    p.add_argument("--threads", type=int, default=d.threads, help="torch CPU threads")
+    g = p.add_argument_group("fine-tuning (small settings keep a cron tick short)")
+    g.add_argument("--mtcnn_epochs", type=int, default=t.mtcnn_epochs)
+    g.add_argument("--mtcnn_stages", default=t.mtcnn_stages, help="any of pnet,rnet,onet")
+    g.add_argument("--mtcnn_batch_size", type=int, default=t.mtcnn_batch_size)
+    g.add_argument("--mtcnn_lr", type=float, default=t.mtcnn_lr)
+    g.add_argument("--classifier_epochs", type=int, default=t.classifier_epochs)
+    g.add_argument("--classifier_batch_per_class", type=int, default=t.classifier_batch_per_class)
+    g.add_argument("--classifier_lr", type=float, default=t.classifier_lr)
+    g.add_argument("--classifier_examples_path", nargs="*", default=[],
+                   help="class folders (protected/ unprotected/) mixed into classifier fine-tuning")
+    g.add_argument("--classifier_examples_per_class", type=int, default=t.classifier_examples_per_class)
+    g.add_argument("--holdout_fraction", type=float, default=t.holdout_fraction,
+                   help="share of each batch's frames held back for evaluation (fixed per frame)")
+    g.add_argument("--max_train_frames", type=int, default=t.max_train_frames, help="cap (0: all)")
+    g.add_argument("--seed", type=int, default=t.seed)
+    g.add_argument("--no_progress", dest="progress", action="store_false", help="no progress bars")
+    return p.parse_args(argv)
+
+
+@cli_main
+def main(opt):
+    run(**vars(opt))
+
+
+if __name__ == "__main__":
+    main(parse_opt())

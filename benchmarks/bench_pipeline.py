@@ -1,0 +1,178 @@
+"""End-to-end throughput and memory of the main job (cctv_mask_detector.py), beside facenet-pytorch.
+
+Ours: frames/s of the whole job (decode, detect, classify, draw, encode H.264) and of our MTCNN detect alone,
+on the same frames and thread count as facenet-pytorch's MTCNN detect-only. facenet-pytorch is timed when
+it imports here, or in the side environment (--facenet_python, default .venv-facenet from `make bench-env`,
+see bench_mtcnn.py); else the table shows 'n/a' and the figure recorded on a 2-core machine
+(../shared/README.md).
+
+Memory: peak RSS of the job on a clip and on the same clip looped 10x, each in a fresh subprocess.
+
+    .venv/bin/python benchmarks/bench_pipeline.py --threads 2
+"""
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("CCTV_SHARED_DIR", ROOT.parent / "shared"))
+sys.path.insert(0, str(ROOT))
+
+RECORDED_FACENET_FPS = {(480, 270): 30.0, (960, 506): 9.0, (1920, 1080): 3.1}  # shared/README.md, 2 cores
+TARGET_RATIO = 1.5
+
+MEMORY_SCRIPT = r"""
+import resource, sys
+sys.path.insert(0, sys.argv[1])
+import cctv_mask_detector
+cctv_mask_detector.run(footage_path=sys.argv[2], output_path=sys.argv[3], detector_model_path=sys.argv[4],
+                       threads=int(sys.argv[5]), no_voice=True, quiet=True)
+print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+"""
+
+
+def parse_opt():
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--clip", default=str(SHARED / "data" / "footage" / "four_people_masking.mp4"))
+    p.add_argument("--frames", type=int, default=100, help="frames of the clip to time")
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--batch_size", type=int, default=4)
+    p.add_argument("--detector_model_path", default=str(ROOT / "models" / "detector.pt"))
+    p.add_argument("--facenet_python", default=str(ROOT / ".venv-facenet" / "bin" / "python"),
+                   help="python of the side environment with facenet-pytorch (`make bench-env`)")
+    p.add_argument("--memory_frames", type=int, default=50, help="frames in the memory test's base clip")
+    p.add_argument("--skip_memory", action="store_true")
+    return p.parse_args()
+
+
+def cut_clip(src, dst, frames, loops=1):
+    """The first `frames` frames of `src`, repeated `loops` times, as an H.264 file."""
+    from cctv.video import VideoWriter, open_source, read_frames
+
+    source = open_source(src)
+    info = source.info
+    source.close()
+    clip = list(read_frames(src, stop=frames))
+    with VideoWriter(dst, info.width, info.height, info.fps, crf=18) as writer:
+        for _ in range(loops):
+            for frame in clip:
+                writer.write(frame.copy())
+    return clip
+
+
+def time_ours(clip_path, model, threads, batch_size, tmp):
+    import torch
+
+    import cctv_mask_detector
+
+    torch.set_num_threads(threads)
+    start = time.perf_counter()
+    summary = cctv_mask_detector.run(footage_path=str(clip_path), output_path=str(tmp / "bench_out.mp4"),
+                                     detector_model_path=model, threads=threads, batch_size=batch_size,
+                                     no_voice=True, quiet=True)
+    return summary.frames / (time.perf_counter() - start), summary
+
+
+def time_our_detect(frames, threads, batch_size):
+    import torch
+
+    from mtcnn import MTCNN
+
+    torch.set_num_threads(threads)
+    m = MTCNN(keep_all=True)
+    m.detect(frames[:1])
+    start = time.perf_counter()
+    for i in range(0, len(frames), batch_size):
+        m.detect(frames[i:i + batch_size])
+    return len(frames) / (time.perf_counter() - start)
+
+
+def time_facenet(frames, threads, side_python, tmp):
+    """facenet-pytorch detect-only frames/s, one frame per call (its usual CPU use), timed by the lead's
+    benchmarks/facenet_worker.py here or in the side environment; or (None, why)."""
+    python = sys.executable
+    try:
+        import facenet_pytorch  # noqa: F401
+    except Exception as e:
+        if not side_python or not Path(side_python).is_file():
+            return None, (f"facenet_pytorch does not import here ({e.__class__.__name__}) and there is no side "
+                          f"environment ({side_python}; `make bench-env` builds it)")
+        python = side_python
+    frames_file = tmp / "frames.npy"
+    np.save(frames_file, frames)
+    worker = Path(__file__).with_name("facenet_worker.py")
+    result = subprocess.run([python, str(worker), str(frames_file), str(threads), "cpu", "1", "1"],
+                            capture_output=True, text=True)
+    if result.returncode:
+        return None, f"facenet-pytorch run failed: {result.stderr.strip().splitlines()[-1:]}"
+    return json.loads(result.stdout.strip().splitlines()[-1])["fps"], python
+
+
+def peak_rss_mib(clip, model, threads, tmp):
+    out = tmp / f"mem_{Path(clip).stem}.mp4"
+    result = subprocess.run([sys.executable, "-c", MEMORY_SCRIPT, str(ROOT), str(clip), str(out), model,
+                             str(threads)], capture_output=True, text=True)
+    if result.returncode:
+        raise SystemExit(f"memory run failed on {clip}:\n{result.stderr}")
+    return int(result.stdout.strip().splitlines()[-1]) / 1024  # ru_maxrss is KiB on Linux
+
+
+def main():
+    opt = parse_opt()
+    if not Path(opt.clip).is_file():
+        raise SystemExit(f"{opt.clip} not found: the footage lives in ../shared beside the repo")
+    model = opt.detector_model_path
+    if not Path(model).is_file():
+        raise SystemExit(f"{model} not found: train it with train_mask_detector.py")
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        clip_path = tmp / "bench_clip.mp4"
+        frames = np.stack(cut_clip(opt.clip, clip_path, opt.frames))
+        n, h, w = frames.shape[:3]
+        ours, summary = time_ours(clip_path, model, opt.threads, opt.batch_size, tmp)
+        ours_detect = time_our_detect(frames, opt.threads, opt.batch_size)
+        theirs, how = time_facenet(frames, opt.threads, opt.facenet_python, tmp)
+        recorded = RECORDED_FACENET_FPS.get((w, h))
+        reference = theirs if theirs else recorded
+        print(f"\nEnd-to-end main job vs facenet-pytorch detect-only: {Path(opt.clip).name}, first {n} frames, "
+              f"{w}x{h}, {opt.threads} threads, batch {opt.batch_size}, {os.cpu_count()} CPUs")
+        rows = [
+            ("ours end-to-end (decode+detect+classify+draw+encode)", f"{ours:.1f}"),
+            ("ours detect only (MTCNN)", f"{ours_detect:.1f}"),
+            ("facenet-pytorch detect only, this run", f"{theirs:.1f}" if theirs else "n/a"),
+            ("facenet-pytorch detect only, recorded (shared/README)", f"{recorded:.1f}" if recorded else "n/a"),
+        ]
+        width = max(len(r[0]) for r in rows)
+        print(f"{'':{width}}  frames/s")
+        for name, value in rows:
+            print(f"{name:{width}}  {value:>8}")
+        if reference:
+            ratio = ours / reference
+            basis = "this run" if theirs else "recorded figure"
+            print(f"ratio ours end-to-end / facenet detect-only ({basis}): {ratio:.2f}x "
+                  f"(target >= {TARGET_RATIO}x: {'met' if ratio >= TARGET_RATIO else 'NOT met'})")
+        if not theirs:
+            print(f"note: {how}")
+        print(f"faces {summary.faces}, protected {summary.protected}, alerts {summary.alerts}")
+
+        if not opt.skip_memory:
+            base, looped = tmp / "mem_base.mp4", tmp / "mem_looped.mp4"
+            cut_clip(opt.clip, base, opt.memory_frames)
+            cut_clip(opt.clip, looped, opt.memory_frames, loops=10)
+            rss_base = peak_rss_mib(base, model, opt.threads, tmp)
+            rss_loop = peak_rss_mib(looped, model, opt.threads, tmp)
+            diff = (rss_loop - rss_base) / rss_base * 100
+            print(f"\nPeak memory (max RSS, fresh process each): {opt.memory_frames} frames {rss_base:.0f} MiB, "
+                  f"same clip looped 10x ({10 * opt.memory_frames} frames) {rss_loop:.0f} MiB, "
+                  f"difference {diff:+.1f}% (target < 10%: {'met' if abs(diff) < 10 else 'NOT met'})")
+
+
+if __name__ == "__main__":
+    main()

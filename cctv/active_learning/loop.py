@@ -1,0 +1,296 @@
+"""`active_learning.py run` (do whatever is due, resuming whatever a killed run left) and `status`."""
+import json
+import os
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .. import model_registry as registry
+from ..atomic import write_json
+from ..errors import UserError
+from .batches import (check_same_filesystem, complete_frames, list_batches, recover_partial_batches,
+                      take_batch)
+from .journal import History, RunLock, fsync_dir
+from .training import (TrainSettings, decide, evaluate_models, load_batch_labels, split_batch,
+                       train_classifier_candidate, train_mtcnn)
+
+
+@dataclass
+class LoopConfig:
+    workdir: str = "active_learning"
+    uncertain_frames_dir: str | None = None  # default <workdir>/uncertain
+    models_dir: str = "models"
+    batch_frames: int = 50
+    labels_settle_s: float = 60.0
+    reference_labels_dir: str | None = None
+    tolerance: float = 0.0
+    spb_project: str | None = None
+    spb_ready_statuses: tuple = ("SUBMITTED",)
+    threads: int = 2
+    train: TrainSettings = field(default_factory=TrainSettings)
+
+    @property
+    def uncertain(self) -> Path:
+        return Path(self.uncertain_frames_dir or Path(self.workdir) / "uncertain")
+
+    @property
+    def batches_root(self) -> Path:
+        return Path(self.workdir) / "batches"
+
+
+def run_loop(cfg: LoopConfig) -> dict:
+    """One cron tick. Returns what happened: {"busy": bool, "batches": [...], "versions": [...]}."""
+    if cfg.batch_frames < 1:
+        raise UserError(f"--batch_frames must be at least 1, got {cfg.batch_frames}")
+    workdir = Path(cfg.workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    lock = RunLock(workdir / ".lock")
+    if not lock.acquire():
+        print(f"another active_learning.py run holds {lock.path}: nothing to do this time")
+        return {"busy": True, "batches": [], "versions": []}
+    history = History(workdir / "history.jsonl")
+    try:
+        history.log("run-start", pid=os.getpid())
+        outcome = {"busy": False, "batches": [], "versions": []}
+        recover_partial_batches(cfg.batches_root, history)
+        _repair_current_pointer(cfg.models_dir, history)
+        outcome["batches"] = _collect(cfg, history)
+        if cfg.spb_project:
+            _sync_suite(cfg, history)
+        version = _training_round(cfg, history)
+        if version:
+            outcome["versions"].append(version)
+        history.log("run-end")
+        return outcome
+    finally:
+        lock.release()
+
+
+# --- step 1: uncertain frames -> batches ---------------------------------------------------------------
+def _collect(cfg, history) -> list:
+    cfg.uncertain.mkdir(parents=True, exist_ok=True)
+    check_same_filesystem(cfg.uncertain, cfg.batches_root)
+    made = []
+    while True:
+        frames = complete_frames(cfg.uncertain)
+        if len(frames) < cfg.batch_frames:
+            break
+        made.append(take_batch(cfg.uncertain, cfg.batches_root, frames[:cfg.batch_frames], history).name)
+    return made
+
+
+# --- step 2: the Suite (optional) ----------------------------------------------------------------------
+def _sync_suite(cfg, history):
+    from .suite_sync import SpbConfig, download_ready_labels, upload_batch
+
+    spb = SpbConfig(cfg.spb_project, ready_statuses=tuple(cfg.spb_ready_statuses))
+    batches = [b for b in list_batches(cfg.batches_root) if not b.labels_dir.exists()]
+    for batch in batches:
+        if not batch.uploaded:
+            upload_batch(spb, batch)
+            history.log("batch-uploaded", batch=batch.name, project=spb.project, dataset=spb.dataset(batch))
+    waiting = [b for b in batches if b.uploaded]
+    if waiting:
+        got = download_ready_labels(spb, waiting, Path(cfg.workdir) / ".download")
+        history.log("labels-checked", waiting=[b.name for b in waiting], downloaded=[b.name for b in got])
+
+
+# --- steps 3-5: fine-tune, evaluate, keep the version, promote ----------------------------------------
+def trained_batches(models_dir) -> set:
+    """Batches some committed version was trained on (promoted or not: a rejected round is not retried
+    until new labels arrive)."""
+    done = set()
+    for _, folder in registry.list_versions(models_dir):
+        done.update(registry.read_metrics(folder).get("batches", []))
+    return done
+
+
+def _partial_versions(models_dir):
+    root = registry.versions_dir(models_dir)
+    if not root.is_dir():
+        return []
+    return sorted(p for p in root.iterdir() if p.name.startswith(".v") and p.name.endswith(".partial"))
+
+
+def _training_round(cfg, history):
+    partials = [p for p in _partial_versions(cfg.models_dir) if (p / "plan.json").is_file()]
+    for stale in _partial_versions(cfg.models_dir):
+        if stale not in partials:  # killed before its plan was written: nothing in it yet
+            shutil.rmtree(stale)
+    if partials:
+        history.log("round-resume", version=partials[0].name)
+        return _run_round(cfg, partials[0], history)
+    labeled = _labeled_batches(cfg, history)
+    if not any(name not in trained_batches(cfg.models_dir) for name in labeled):
+        return None
+    detector, mtcnn = registry.current_model_paths(cfg.models_dir)
+    if not Path(detector).is_file():
+        raise UserError(f"{detector}: no classifier checkpoint to fine-tune (train one with train_mask_detector.py)")
+    number = registry.next_version_number(cfg.models_dir)
+    partial = registry.versions_dir(cfg.models_dir) / f".{registry.version_name(number)}.partial"
+    partial.mkdir(parents=True)
+    write_json(partial / "plan.json", {
+        "version": registry.version_name(number), "batches": labeled,
+        "base": {"version": registry.current_version(cfg.models_dir), "detector": detector, "mtcnn": mtcnn},
+        "reference_labels_dir": cfg.reference_labels_dir})
+    history.log("round-planned", version=registry.version_name(number), batches=labeled,
+                base=registry.current_version(cfg.models_dir) or "models/detector.pt + pretrained MTCNN")
+    return _run_round(cfg, partial, history)
+
+
+def _labeled_batches(cfg, history) -> list:
+    """Batches whose labels are in and readable."""
+    names = []
+    for batch in list_batches(cfg.batches_root):
+        if not batch.labels_ready(cfg.labels_settle_s):
+            continue
+        try:
+            load_batch_labels(batch)
+        except UserError as e:
+            history.log("labels-unreadable", batch=batch.name, error=str(e).splitlines()[-1])
+            continue
+        names.append(batch.name)
+    return names
+
+
+def _evaluation_data(cfg, plan, history):
+    train, held_out = [], []
+    batches = {b.name: b for b in list_batches(cfg.batches_root)}
+    for name in plan["batches"]:
+        items, report = load_batch_labels(batches[name])
+        t, h = split_batch(items, cfg.train.holdout_fraction, cfg.train.seed)
+        train += t
+        held_out += h
+    if plan.get("reference_labels_dir"):
+        from ..labels import load_labels
+
+        held_out += list(load_labels(plan["reference_labels_dir"]).items)
+    if cfg.train.max_train_frames:
+        train = train[:cfg.train.max_train_frames]
+    return train, held_out
+
+
+def _run_round(cfg, partial: Path, history):
+    import torch
+
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    plan = json.loads((partial / "plan.json").read_text())
+    base = plan["base"]
+    train, held_out = _evaluation_data(cfg, plan, history)
+    s = cfg.train
+    if not (partial / "mtcnn.pt").is_file():
+        from ..classifier import load_classifier
+
+        settings = {k: v for k, v in load_classifier(base["detector"]).mtcnn_settings.items()
+                    if k in ("image_size", "margin", "min_face_size", "thresholds", "factor")}
+        note = train_mtcnn(base["mtcnn"], settings, train, partial / "mtcnn.pt", s)
+        history.log("mtcnn-trained", version=plan["version"], train_frames=len(train), note=note)
+    if not (partial / "detector.pt").is_file():
+        note = train_classifier_candidate(base["detector"], train, partial / "detector.pt", s)
+        history.log("classifier-trained", version=plan["version"], note=note)
+    if not (partial / "metrics.json").is_file():
+        current = evaluate_models(base["detector"], base["mtcnn"], held_out, s)
+        candidate = evaluate_models(partial / "detector.pt", partial / "mtcnn.pt", held_out, s)
+        promote, reason = decide(current, candidate, cfg.tolerance)
+        write_json(partial / "metrics.json", {
+            "version": plan["version"], "batches": plan["batches"], "base": base,
+            "train_frames": len(train), "eval_frames": len(held_out),
+            "current": current, "candidate": candidate,
+            "decision": "promoted" if promote else "rejected", "reason": reason})
+        history.log("evaluated", version=plan["version"], decision="promoted" if promote else "rejected",
+                    reason=reason)
+    final = partial.with_name(plan["version"])
+    os.rename(partial, final)
+    fsync_dir(final.parent)
+    metrics = registry.read_metrics(final)
+    history.log("version-committed", version=final.name, decision=metrics["decision"])
+    if metrics["decision"] == "promoted":
+        registry.set_current(cfg.models_dir, final)
+        history.log("promoted", version=final.name)
+    return final.name
+
+
+def _repair_current_pointer(models_dir, history):
+    """A run killed between committing a promoted version and swapping the pointer: swap it now. (A pointer
+    written after the version, e.g. a rollback by hand, is left alone.)"""
+    versions = registry.list_versions(models_dir)
+    if not versions:
+        return
+    name, folder = versions[-1]
+    if registry.read_metrics(folder).get("decision") != "promoted" or registry.current_version(models_dir) == name:
+        return
+    pointer = Path(models_dir) / registry.CURRENT_FILE
+    if pointer.is_file() and pointer.stat().st_mtime > (folder / "metrics.json").stat().st_mtime:
+        return
+    registry.set_current(models_dir, folder)
+    history.log("promoted", version=name, resumed=True)
+
+
+# --- status ---------------------------------------------------------------------------------------------
+def batch_rows(cfg) -> list:
+    trained = trained_batches(cfg.models_dir)
+    planned = set()
+    for p in _partial_versions(cfg.models_dir):
+        try:
+            planned.update(json.loads((p / "plan.json").read_text())["batches"])
+        except (OSError, ValueError, KeyError):
+            pass
+    rows = []
+    for batch in list_batches(cfg.batches_root):
+        if batch.name in trained:
+            state = "trained"
+        elif batch.name in planned:
+            state = "training"
+        elif batch.labels_ready(cfg.labels_settle_s):
+            state = "labeled"
+        elif batch.labels_dir.exists():
+            state = "labels arriving"
+        else:
+            state = "awaiting labels" + (" (uploaded)" if batch.uploaded else "")
+        rows.append({"batch": batch.name, "state": state, "frames": len(batch.frame_names())})
+    return rows
+
+
+def status_text(cfg) -> str:
+    lines = [f"work folder {cfg.workdir}; uncertain frames {cfg.uncertain}"]
+    waiting = len(complete_frames(cfg.uncertain))
+    lines.append(f"uncertain frames waiting: {waiting} (a batch is taken at {cfg.batch_frames})")
+    rows = batch_rows(cfg)
+    lines += ["", "batch  state                      frames"]
+    lines += [f"{r['batch']:<6} {r['state']:<26} {r['frames']:>6}" for r in rows] or ["(no batches yet)"]
+    pending = [r["batch"] for r in rows if r["state"].startswith("awaiting")]
+    lines.append(f"pending labels: {', '.join(pending) if pending else 'none'}")
+    current = registry.current_version(cfg.models_dir)
+    lines += ["", "version  decision  AP@0.5 cur->new  accuracy cur->new  false/frame new  batches"]
+    for name, folder in registry.list_versions(cfg.models_dir):
+        m = registry.read_metrics(folder)
+        cur, new = m.get("current", {}), m.get("candidate", {})
+        lines.append(
+            f"{name + ('*' if name == current else ''):<8} {m.get('decision', '?'):<9} "
+            f"{_pct(cur, 'detection', 'ap50'):>6} -> {_pct(new, 'detection', 'ap50'):<6}  "
+            f"{_pct(cur, 'classifier', 'accuracy'):>6} -> {_pct(new, 'classifier', 'accuracy'):<8}  "
+            f"{_num(new, 'detection', 'false_per_frame'):>15}  {','.join(m.get('batches', []))}")
+    detector, mtcnn = registry.current_model_paths(cfg.models_dir)
+    lines.append(f"current: {current or 'none promoted yet'} -> {detector}, MTCNN {mtcnn or 'pretrained'}"
+                 + ("   (* = current)" if current else ""))
+    partials = _partial_versions(cfg.models_dir)
+    if partials:
+        lines.append(f"in progress: {', '.join(p.name for p in partials)} (the next run resumes it)")
+    return "\n".join(lines)
+
+
+def _get(d, *keys):
+    for k in keys:
+        d = d.get(k) if isinstance(d, dict) else None
+    return d
+
+
+def _pct(d, *keys):
+    v = _get(d, *keys)
+    return "-" if v is None else f"{100 * v:.1f}"
+
+
+def _num(d, *keys):
+    v = _get(d, *keys)
+    return "-" if v is None else f"{v:.3f}"

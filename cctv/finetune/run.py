@@ -1,0 +1,88 @@
+"""finetune_mtcnn.py's work: read labels, split, fine-tune, evaluate, write the checkpoint when better."""
+from pathlib import Path
+
+import torch
+
+from ..atomic import save_torch
+from ..errors import UserError
+from .train import FinetuneSettings, checkpoint, checkpoint_meta, finetune, parse_stages, split_frames, summary
+
+DEFAULT_THRESHOLDS = (0.6, 0.7, 0.7)
+
+
+def parse_thresholds(text):
+    try:
+        values = [float(v) for v in str(text).split(",")]
+    except ValueError:
+        values = []
+    if len(values) != 3 or not all(0 <= v <= 1 for v in values):
+        raise UserError(f"--thresholds: expected three numbers in 0..1 like 0.6,0.7,0.7, got '{text}'")
+    return values
+
+
+def _check_positive(name, value):
+    if value <= 0:
+        raise UserError(f"--{name} must be positive, got {value}")
+
+
+def _check_device(device):
+    try:
+        dev = torch.device(device)
+    except RuntimeError:
+        raise UserError(f"--device: '{device}' is not a device (cpu, cuda, cuda:0...)") from None
+    if dev.type == "cuda" and (not torch.cuda.is_available() or (dev.index or 0) >= torch.cuda.device_count()):
+        raise UserError(f"--device {device}: no such CUDA device on this machine")
+
+
+def load_labeled_frames(labels_dir, metadata_dir=None, images_dir=None, class_map=None):
+    """The labeled frames whose images exist, with the load report printed."""
+    from ..labels import load_labels, parse_class_map
+
+    labels = load_labels(labels_dir, metadata_dir, images_dir, parse_class_map(class_map) if class_map else None)
+    print(labels.report)
+    items = [item for item in labels.items if Path(item.image_path).is_file()]
+    if not items:
+        raise UserError(f"{labels_dir}: none of the {len(labels.items)} labeled images were found"
+                        + (f" in {images_dir}" if images_dir else ""))
+    return items
+
+
+def run_finetune(labels_dir, metadata_dir=None, images_dir=None, mtcnn_model_output_path="models/finetuned_mtcnn.pt",
+                 pretrained_mtcnn_model=None, batch_size=8, num_epochs=5, stages="rnet,onet", lr=1e-4,
+                 val_fraction=0.2, seed=0, thresholds=DEFAULT_THRESHOLDS, min_face_size=20, class_map=None,
+                 device="cpu", force=False, progress=True):
+    """Fine-tune MTCNN on labeled frames; returns the FinetuneResult (with .written: the path or None)."""
+    from mtcnn import MTCNN
+
+    _check_positive("batch_size", batch_size)
+    _check_positive("num_epochs", num_epochs)
+    _check_positive("lr", lr)
+    _check_positive("min_face_size", min_face_size)
+    thresholds = parse_thresholds(",".join(map(str, thresholds)) if isinstance(thresholds, (list, tuple))
+                                  else thresholds)
+    settings = FinetuneSettings(stages=parse_stages(stages), batch_size=int(batch_size), num_epochs=int(num_epochs),
+                                lr=float(lr), seed=int(seed))
+    if not 0 < val_fraction < 1:
+        raise UserError(f"--val_fraction must be between 0 and 1, got {val_fraction}")
+    _check_device(device)
+    items = load_labeled_frames(labels_dir, metadata_dir, images_dir, class_map)
+    train_items, val_items = split_frames(items, val_fraction, seed)
+    print(f"{len(items)} labeled frames: {len(train_items)} for training, {len(val_items)} for validation "
+          f"(seed {seed}); fine-tuning {', '.join(settings.stages)}")
+
+    detector = MTCNN(min_face_size=min_face_size, thresholds=thresholds, keep_all=True,
+                     weights_path=pretrained_mtcnn_model, device=device)
+    result = finetune(detector, train_items, val_items, settings, progress)
+
+    print(summary(result, "pretrained" if pretrained_mtcnn_model is None else "starting"))
+
+    if result.better or force:
+        meta = checkpoint_meta(result, settings, detector, {
+            "labels": str(labels_dir), "train_frames": len(train_items), "val_frames": len(val_items),
+            "val_fraction": float(val_fraction), "started_from": str(pretrained_mtcnn_model or "pretrained")})
+        save_torch(checkpoint(detector, meta), mtcnn_model_output_path)
+        result.written = Path(mtcnn_model_output_path)
+        print(f"wrote {mtcnn_model_output_path}" + ("" if result.better else " (--force)"))
+    else:
+        print(f"kept the previous weights: {mtcnn_model_output_path} not written (--force writes anyway)")
+    return result

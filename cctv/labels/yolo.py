@@ -1,0 +1,106 @@
+"""YOLO txt labels: one `<image stem>.txt` per image, lines `class cx cy w h` normalised to 0..1.
+Class names come from classes.txt (one per line) or data.yaml (`names:`), in the labels folder or
+above it. Images: <images_dir>/<stem>.<ext>; without images_dir, beside the txt or in the sibling
+`images` folder (the yolov5 `labels/` <-> `images/` layout)."""
+import ast
+import re
+from pathlib import Path
+
+from ..errors import UserError
+from ..images import IMAGE_SUFFIXES
+from .common import image_size
+from .model import BadLabel, make_item, skipping
+
+NAME_FILES = ("classes.txt", "obj.names", "data.yaml", "dataset.yaml")
+
+
+def find_names_file(folder):
+    folder = Path(folder)
+    for directory in (folder, folder.parent, folder.parent.parent):
+        for name in NAME_FILES:
+            if (directory / name).is_file():
+                return directory / name
+    return None
+
+
+def read_names(path):
+    path = Path(path)
+    text = path.read_text(encoding="utf-8", errors="replace")
+    if path.suffix != ".yaml":
+        return [line.strip() for line in text.splitlines() if line.strip()]
+    names = _yaml_names(text)
+    if not names:
+        raise UserError(f"{path}: no `names:` list of classes")
+    return names
+
+
+def _yaml_names(text):
+    """`names: [a, b]`, `names:\\n  - a\\n  - b` or `names:\\n  0: a\\n  1: b` (no YAML library here)."""
+    match = re.search(r"^names:\s*(\[.*?\])\s*$", text, re.M | re.S)
+    if match:
+        try:
+            return [str(n) for n in ast.literal_eval(match.group(1))]
+        except (ValueError, SyntaxError):
+            return [n.strip().strip("'\"") for n in match.group(1)[1:-1].split(",") if n.strip()]
+    block = re.search(r"^names:\s*\n((?:[ \t]+.*\n?)+)", text, re.M)
+    if not block:
+        return []
+    names = {}
+    for i, line in enumerate(block.group(1).splitlines()):
+        line = line.strip()
+        if line.startswith("- "):
+            names[i] = line[2:].strip().strip("'\"")
+        elif ":" in line:
+            index, _, name = line.partition(":")
+            names[int(index)] = name.strip().strip("'\"")
+    return [names[i] for i in sorted(names)]
+
+
+def read_yolo(folder, images_dir, table, report):
+    folder = Path(folder)
+    txt_files = sorted(p for p in folder.rglob("*.txt") if p.name not in NAME_FILES)
+    if not txt_files:
+        raise UserError(f"{folder}: no YOLO .txt label files: the export is empty")
+    names_file = find_names_file(folder)
+    if names_file is None:
+        raise UserError(f"{folder}: YOLO labels need class names: put classes.txt or data.yaml beside them")
+    names = read_names(names_file)
+    report.format = "YOLO"
+    items = []
+    for txt_path in txt_files:
+        with skipping(report, txt_path, "malformed line", (ValueError, UnicodeDecodeError)):
+            image_path = _find_image(txt_path, folder, images_dir)
+            width, height = image_size(image_path)
+            boxes, classes = [], []
+            for line_no, line in enumerate(txt_path.read_text(encoding="utf-8").splitlines(), 1):
+                if not line.strip():
+                    continue
+                fields = line.split()
+                if len(fields) < 5:
+                    raise BadLabel("malformed line", f"line {line_no}: '{line.strip()}'")
+                index = int(fields[0])
+                if not 0 <= index < len(names):
+                    raise BadLabel("malformed line", f"line {line_no}: class {index} not in {names_file}")
+                cx, cy, w, h = (float(v) for v in fields[1:5])
+                boxes.append(((cx - w / 2) * width, (cy - h / 2) * height,
+                              (cx + w / 2) * width, (cy + h / 2) * height))
+                classes.append(names[index])
+            key = image_path.name
+            items.append(make_item(image_path, width, height, boxes, classes, key, txt_path, table, report))
+    return items
+
+
+def _find_image(txt_path, folder, images_dir):
+    relative = txt_path.relative_to(folder).with_suffix("")
+    if images_dir is not None:
+        roots = [Path(images_dir)]
+    else:
+        roots = [folder]
+        if folder.name == "labels":
+            roots.append(folder.parent / "images")
+    for root in roots:
+        for suffix in sorted(IMAGE_SUFFIXES):
+            for candidate in (root / relative.with_suffix(suffix), root / relative.with_suffix(suffix.upper())):
+                if candidate.is_file():
+                    return candidate
+    raise BadLabel("image missing", f"no image named {relative.name}.* in " + ", ".join(str(r) for r in roots))

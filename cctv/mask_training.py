@@ -1,0 +1,249 @@
+"""Training the mask classifier on face crops: class-balanced batches, augmentation, a validation split, and
+the best epoch kept. Everything is seeded, so a run is reproducible on the same machine."""
+import copy
+import math
+import time
+
+import cv2
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from .classifier import DEFAULT_MTCNN_SETTINGS, MaskClassifier, build_network, load_classifier, save_classifier
+from .errors import UserError
+from .face_dataset import DEFAULT_CACHE_DIR, concat, face_crops_from_folder, face_crops_from_labels
+from .mask_metrics import binary_metrics, evaluate_classifier
+
+
+def seed_everything(seed):
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+class Augment:
+    """Random changes a face crop survives at the camera: box jitter (shift, zoom, small rotation), mirror,
+    low resolution (CCTV faces are often 15-40 px), colour, exposure and sensor noise. Per face, on uint8 with
+    OpenCV (warpAffine, resize, LUT): cheaper than the network's own step."""
+
+    def __init__(self, seed=0, shift=0.08, zoom=0.12, rotate_deg=10, p_low_res=0.35, low_res=(12, 48),
+                 brightness=0.3, contrast=0.3, saturation=0.4, p_gray=0.1, p_noise=0.25, noise=5.0):
+        self.rng = np.random.default_rng(seed)
+        self.shift, self.zoom, self.rotate = shift, zoom, rotate_deg
+        self.p_low_res, self.low_res = p_low_res, low_res
+        self.brightness, self.contrast, self.saturation, self.p_gray = brightness, contrast, saturation, p_gray
+        self.p_noise, self.noise = p_noise, noise
+
+    def __call__(self, crops):
+        """crops: uint8 (B,S,S,3) -> augmented uint8 (B,S,S,3)."""
+        return np.stack([self.colour(self.resolution(self.geometry(c))) for c in crops])
+
+    def geometry(self, crop):
+        s, r = crop.shape[0], self.rng
+        m = cv2.getRotationMatrix2D((s / 2, s / 2), r.uniform(-self.rotate, self.rotate),
+                                    1 + r.uniform(-self.zoom, self.zoom))
+        m[:, 2] += r.uniform(-self.shift, self.shift, 2) * s
+        if r.random() < 0.5:  # mirror
+            m[0] = -m[0]
+            m[0, 2] += s
+        return cv2.warpAffine(crop, m, (s, s), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT_101)
+
+    def resolution(self, crop):
+        if self.rng.random() >= self.p_low_res:
+            return crop
+        s, low = crop.shape[0], int(self.rng.integers(self.low_res[0], self.low_res[1] + 1))
+        small = cv2.resize(crop, (low, low), interpolation=cv2.INTER_AREA)
+        return cv2.resize(small, (s, s), interpolation=cv2.INTER_AREA)  # as crop_faces upsamples a small face
+
+    def colour(self, crop):
+        """Saturation (some faces to grayscale), then contrast, brightness and per-channel gain as one
+        lookup table; sensor noise on some faces."""
+        r = self.rng
+        gray = cv2.cvtColor(crop, cv2.COLOR_RGB2GRAY)
+        saturation = 0.0 if r.random() < self.p_gray else 1 + r.uniform(-self.saturation, self.saturation)
+        crop = cv2.addWeighted(crop, saturation, cv2.merge([gray, gray, gray]), 1 - saturation, 0)
+        mean, contrast = float(gray.mean()), 1 + r.uniform(-self.contrast, self.contrast)
+        gain = (1 + r.uniform(-self.brightness, self.brightness)) * (1 + r.uniform(-0.05, 0.05, 3))
+        levels = np.arange(256, dtype=np.float32)[:, None]
+        lut = np.clip((mean + (levels - mean) * contrast) * gain, 0, 255).astype(np.uint8)
+        crop = cv2.LUT(crop, lut[:, None, :])
+        if r.random() < self.p_noise:
+            noise = r.normal(0, self.noise, crop.shape).astype(np.float32)
+            crop = np.clip(crop + noise, 0, 255).astype(np.uint8)
+        return crop
+
+
+def stratified_split(labels, fraction, seed):
+    """(train index, validation index): `fraction` of each class to validation, at least one each if possible."""
+    rng = np.random.default_rng(seed)
+    train, val = [], []
+    for c in np.unique(labels):
+        idx = rng.permutation(np.flatnonzero(labels == c))
+        n_val = min(max(int(round(len(idx) * fraction)), 1 if fraction > 0 else 0), len(idx) - 1)
+        val += idx[:n_val].tolist()
+        train += idx[n_val:].tolist()
+    return np.array(sorted(train), np.int64), np.array(sorted(val), np.int64)
+
+
+def balanced_batches(labels, per_class, rng):
+    """One epoch of batches with `per_class` examples of each class. The epoch covers the larger class once;
+    the smaller classes are cycled (reshuffled each pass) to keep every batch balanced."""
+    by_class = [np.flatnonzero(labels == c) for c in np.unique(labels)]
+    n_batches = math.ceil(max(len(i) for i in by_class) / per_class)
+
+    def stream(idx):
+        need = n_batches * per_class
+        reps = math.ceil(need / len(idx))
+        return np.concatenate([rng.permutation(idx) for _ in range(reps)])[:need]
+
+    streams = [stream(idx) for idx in by_class]
+    return [np.concatenate([s[b * per_class:(b + 1) * per_class] for s in streams]) for b in range(n_batches)]
+
+
+def _to_tensor(crops):
+    """uint8 (B,S,S,3) -> contiguous float (B,3,S,S), 0..255."""
+    return torch.from_numpy(np.ascontiguousarray(crops)).permute(0, 3, 1, 2).float().contiguous()
+
+
+def evaluate_network(network, crops, labels, arch):
+    """(mean BCE loss, metrics dict) of a network on crops."""
+    probs = MaskClassifier(network, arch).predict(crops)
+    p = np.clip(probs.astype(np.float64), 1e-7, 1 - 1e-7)
+    loss = float(-np.mean(labels * np.log(p) + (1 - labels) * np.log(1 - p)))
+    network.train()
+    return loss, binary_metrics(labels, probs)
+
+
+def train_classifier(crops, labels, arch="small", num_epochs=50, batch_size_per_class=16, val_fraction=0.1,
+                     seed=0, lr=3e-3, weight_decay=1e-4, init_state=None, augment=True, progress=True):
+    """Train on uint8 crops (N,S,S,3) with labels (N,). Returns (network with the best epoch's weights,
+    history: list of per-epoch dicts, summary dict). The best epoch is the one with the highest validation
+    accuracy (lower validation loss breaks ties); without a validation split, the last epoch."""
+    seed_everything(seed)
+    labels = np.asarray(labels, np.int64)
+    if len(np.unique(labels)) < 2:
+        raise ValueError("training needs faces of both classes")
+    train_idx, val_idx = stratified_split(labels, val_fraction, seed)
+    network = build_network(arch)
+    if init_state is not None:
+        network.load_state_dict(init_state)
+    network = network.to(memory_format=torch.channels_last).train()
+    optimizer = torch.optim.AdamW(network.parameters(), lr=lr, weight_decay=weight_decay)
+    rng = np.random.default_rng(seed)
+    aug = Augment(seed) if augment else None
+    steps_per_epoch = len(balanced_batches(labels[train_idx], batch_size_per_class, np.random.default_rng(0)))
+    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=num_epochs * steps_per_epoch,
+                                                   pct_start=0.15)
+    history, best, best_state = [], None, None
+    bar = tqdm(range(1, num_epochs + 1), desc=f"training {arch}", unit="epoch", disable=not progress)
+    for epoch in bar:
+        losses = []
+        for batch in balanced_batches(labels[train_idx], batch_size_per_class, rng):
+            idx = train_idx[batch]
+            x = _to_tensor(aug(crops[idx]) if aug is not None else crops[idx])
+            x = ((x - 127.5) / 128.0).contiguous(memory_format=torch.channels_last)
+            y = torch.from_numpy(labels[idx]).float()
+            loss = F.binary_cross_entropy_with_logits(network(x), y)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            schedule.step()
+            losses.append(loss.item())
+        row = {"epoch": epoch, "train_loss": float(np.mean(losses))}
+        if len(val_idx):
+            row["val_loss"], m = evaluate_network(network, crops[val_idx], labels[val_idx], arch)
+            row["val_accuracy"] = m["accuracy"]
+        history.append(row)
+        key = (row.get("val_accuracy", 0.0), -row.get("val_loss", -epoch))
+        if best is None or key > best[0]:
+            best = (key, row)
+            best_state = copy.deepcopy(network.state_dict())
+        bar.set_postfix({k: f"{v:.3f}" for k, v in row.items() if k != "epoch"})
+    network.load_state_dict(best_state)
+    network = network.to(memory_format=torch.contiguous_format).eval()
+    summary = {"best_epoch": best[1]["epoch"], "train_faces": int(len(train_idx)), "val_faces": int(len(val_idx)),
+               **{k: v for k, v in best[1].items() if k != "epoch"}}
+    return network, history, summary
+
+
+
+def load_training_faces(train_examples_path, train_dataset_size_per_class=None, labels_dir=None,
+                        metadata_dir=None, images_dir=None, mtcnn_settings=None, mtcnn_model_path=None,
+                        cache_dir=DEFAULT_CACHE_DIR, seed=0, progress=True):
+    """FaceSets of every training source: each class folder (MTCNN crops, cached) and the labeled faces."""
+    sets = [face_crops_from_folder(path, train_dataset_size_per_class, seed, mtcnn_settings=mtcnn_settings,
+                                   mtcnn_model_path=mtcnn_model_path, cache_dir=cache_dir, progress=progress)
+            for path in train_examples_path]
+    if labels_dir is not None:
+        from .labels import load_labels
+
+        labels = load_labels(labels_dir, metadata_dir=metadata_dir, images_dir=images_dir)
+        print(labels.report)
+        sets.append(face_crops_from_labels(labels.items, mtcnn_settings["image_size"], source=str(labels_dir),
+                                           progress=progress))
+    return sets
+
+
+def sources_table(rows) -> str:
+    """Rows of FaceSet summaries (or metrics) as a fixed-width table."""
+    keys = list(rows[0])
+    widths = [max(len(k), *(len(_fmt(r[k])) for r in rows)) for k in keys]
+    lines = ["  ".join(k.ljust(w) for k, w in zip(keys, widths))]
+    lines += ["  ".join(_fmt(r[k]).ljust(w) for k, w in zip(keys, widths)) for r in rows]
+    return "\n".join(lines)
+
+
+def _fmt(v):
+    return f"{v:.4g}" if isinstance(v, float) else str(v)
+
+
+def run_training(train_examples_path=("mask_dataset/train",), train_dataset_size_per_class=None,
+                 batch_size_per_class=16, num_epochs=50, detector_model_output_path="models/detector.pt",
+                 mtcnn_model_path=None, pretrained_detector_model_path=None, labels_dir=None, metadata_dir=None,
+                 images_dir=None, test_examples_path=(), arch="small", val_fraction=0.1, lr=3e-3, seed=0,
+                 augment=True, cache_dir=str(DEFAULT_CACHE_DIR), threads=2, progress=True):
+    """train_mask_detector.py: crops -> training -> test metrics -> checkpoint (atomic). Returns the classifier."""
+    if threads:
+        torch.set_num_threads(threads)
+    if batch_size_per_class < 1 or num_epochs < 1:
+        raise UserError("--batch_size_per_class and --num_epochs must be at least 1")
+    init_state, settings = None, dict(DEFAULT_MTCNN_SETTINGS)
+    if pretrained_detector_model_path is not None:
+        pretrained = load_classifier(pretrained_detector_model_path)
+        arch, init_state, settings = pretrained.arch, pretrained.network.state_dict(), pretrained.mtcnn_settings
+    sets = load_training_faces(train_examples_path, train_dataset_size_per_class, labels_dir, metadata_dir,
+                               images_dir, settings, mtcnn_model_path, cache_dir, seed, progress)
+    print(sources_table([s.summary() for s in sets]))
+    for s in sets:
+        if s.unreadable:
+            print(f"{s.source}: skipped {len(s.unreadable)} unreadable files, e.g. {s.unreadable[0]}")
+    faces = concat(sets)
+    if len(np.unique(faces.labels)) < 2:
+        raise UserError(f"{faces.source}: training needs faces of both classes, found {faces.counts()}")
+    network, history, summary = train_classifier(
+        faces.crops, faces.labels, arch, num_epochs, batch_size_per_class, val_fraction, seed, lr,
+        init_state=init_state, augment=augment, progress=progress)
+    metadata = {
+        "arch": arch, "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        "training": {"sources": [s.summary() for s in sets], "num_epochs": num_epochs,
+                     "batch_size_per_class": batch_size_per_class, "train_dataset_size_per_class":
+                     train_dataset_size_per_class, "seed": seed, "lr": lr, "augment": augment,
+                     "pretrained": str(pretrained_detector_model_path) if pretrained_detector_model_path else None,
+                     "mtcnn_model": str(mtcnn_model_path) if mtcnn_model_path else "pretrained", **summary},
+        "history": history,
+    }
+    clf = MaskClassifier(network, arch, settings["image_size"], settings, metadata)
+    tests = []
+    for path in test_examples_path:
+        test = face_crops_from_folder(path, mtcnn_settings=settings, mtcnn_model_path=mtcnn_model_path,
+                                      cache_dir=cache_dir, progress=progress)
+        tests.append({"source": str(path), **evaluate_classifier(clf, test)})
+    clf.metadata["test_metrics"] = tests
+    save_classifier(clf, detector_model_output_path)
+    print(f"best epoch {summary['best_epoch']}/{num_epochs}: " + ", ".join(
+        f"{k} {v:.4f}" for k, v in summary.items() if isinstance(v, float)))
+    if tests:
+        print(sources_table([{k: t[k] for k in ("source", "faces", "accuracy", "precision", "recall", "f1",
+                                                "roc_auc", "no_face")} for t in tests]))
+    print(f"saved {detector_model_output_path}")
+    return clf

@@ -1,0 +1,443 @@
+"""The main job: frames -> faces (MTCNN) -> crops -> P(protected) -> uncertain capture -> alerts -> drawing ->
+H.264 video, in batches of frames that stream through (memory stays flat however long the footage).
+
+`MaskPipeline` (detect + classify a batch of frames) is reusable on its own; `run_job(JobConfig(...))` is
+`cctv_mask_detector.py`.
+"""
+import ctypes
+import signal
+import sys
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from .alerts import DEFAULT_MESSAGE, AlertMonitor, EventLog, VoiceAlert, render_speech
+from .annotate import draw_banner, draw_faces
+from .errors import UserError
+from .video import URL_SCHEMES, BackgroundWriter, VideoWriter, check_writable, check_writable_dir, open_source, prefetch
+
+DEFAULT_DETECTOR = "models/detector.pt"
+ALERT_BANNER_S = 2.0  # the banner stays red this long after an alert
+M_MMAP_THRESHOLD = -3  # glibc mallopt parameter
+
+
+@dataclass
+class Faces:
+    """One frame's faces: boxes (N,4) x1,y1,x2,y2, MTCNN probabilities (N,), P(protected) (N,)."""
+    boxes: np.ndarray
+    det_probs: np.ndarray
+    p_protected: np.ndarray
+    threshold: float = 0.5
+
+    @property
+    def total(self):
+        return len(self.boxes)
+
+    @property
+    def protected(self):
+        return int((self.p_protected >= self.threshold).sum())
+
+
+class MaskPipeline:
+    """Detect faces in a batch of same-size frames and classify each: `pipeline(frames) -> [Faces]`.
+    Crops are made with the MTCNN settings the classifier was trained with (image size, margin)."""
+
+    def __init__(self, detector, classifier, threshold=0.5):
+        self.detector, self.classifier, self.threshold = detector, classifier, threshold
+        settings = classifier.mtcnn_settings
+        self.image_size = int(settings.get("image_size", classifier.input_size))
+        self.margin = settings.get("margin", 0)
+
+    @classmethod
+    def load(cls, detector_model_path=DEFAULT_DETECTOR, mtcnn_model_path=None, device="cpu", thresholds=None,
+             min_face_size=None, threshold=0.5):
+        """The classifier checkpoint and MTCNN (pretrained, or fine-tuned weights); detection settings default
+        to those the classifier's training crops were made with."""
+        from mtcnn import MTCNN  # noqa: heavy imports only when a pipeline is built
+
+        from .classifier import load_classifier
+
+        device = _check_device(device)
+        if mtcnn_model_path and not Path(mtcnn_model_path).is_file():
+            raise UserError(f"{mtcnn_model_path}: no such MTCNN checkpoint")
+        classifier = load_classifier(detector_model_path, device=device)
+        settings = {k: v for k, v in classifier.mtcnn_settings.items()
+                    if k in ("image_size", "margin", "min_face_size", "thresholds", "factor")}
+        if thresholds is not None:
+            settings["thresholds"] = list(thresholds)
+        if min_face_size is not None:
+            settings["min_face_size"] = min_face_size
+        try:
+            detector = MTCNN(**settings, keep_all=True, select_largest=False, device=device,
+                             weights_path=mtcnn_model_path)
+        except UserError:
+            raise
+        except Exception as e:  # a foreign or corrupt checkpoint
+            raise UserError(f"{mtcnn_model_path}: not a usable MTCNN checkpoint ({e.__class__.__name__}: "
+                            f"{str(e).splitlines()[0][:200] if str(e) else ''})") from None
+        return cls(detector, classifier, threshold)
+
+    def __call__(self, frames):
+        from mtcnn import crop_faces
+
+        frames = list(frames)
+        if not frames:
+            return []
+        boxes, probs = self.detector.detect(np.stack(frames))
+        crops = [crop_faces(f, b, self.image_size, self.margin) for f, b in zip(frames, boxes)]
+        counts = [len(c) for c in crops]
+        scores = self.classifier.predict(np.concatenate(crops)) if sum(counts) else np.zeros(0, np.float32)
+        split = np.split(scores, np.cumsum(counts)[:-1])
+        return [Faces(np.asarray(b, np.float32).reshape(-1, 4), np.asarray(p, np.float32), s, self.threshold)
+                for b, p, s in zip(boxes, probs, split)]
+
+
+def _check_device(device):
+    import torch
+
+    device = device or "cpu"
+    try:
+        dev = torch.device(device)
+    except RuntimeError:
+        raise UserError(f"--device {device}: not a device (use cpu, cuda, cuda:0, ...)") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise UserError(f"--device {device}: CUDA is not available on this machine")
+    return str(dev)
+
+
+@dataclass
+class JobConfig:
+    """Everything `cctv_mask_detector.py` takes (its flags, same names)."""
+    footage_path: str | None = None
+    detector_model_path: str = DEFAULT_DETECTOR
+    output_path: str | None = None
+    mtcnn_model_path: str | None = None
+    device: str = "cpu"
+    batch_size: int = 4
+    threads: int = 0
+    thresholds: list | None = None
+    min_face_size: int | None = None
+    class_threshold: float = 0.5
+    alert_threshold: float = 0.75
+    min_faces: int = 1
+    alert_frames: int = 5
+    alert_cooldown: float = 10.0
+    alert_message: str = DEFAULT_MESSAGE
+    alert_audio: bool = False
+    no_voice: bool = False
+    display: bool = False
+    uncertain_frames_dir: str | None = None
+    uncertain_prob_band: list = field(default_factory=lambda: [0.7, 0.95])
+    uncertain_margin: float = 0.15
+    uncertain_max_per_second: float = 1.0
+    reconnect_attempts: int = 5
+    reconnect_delay: float = 1.0
+    max_frames: int | None = None
+    demo: bool = False
+    quiet: bool = False
+
+
+@dataclass
+class JobSummary:
+    source: str
+    output: Path
+    events: Path
+    frames: int = 0
+    faces: int = 0
+    protected: int = 0
+    alerts: int = 0
+    uncertain: int = 0
+    seconds: float = 0.0
+
+    @property
+    def fps(self):
+        return self.frames / self.seconds if self.seconds else 0.0
+
+    def table(self):
+        head = ("frames", "faces", "protected", "alerts", "uncertain saved", "frames/s")
+        row = (self.frames, self.faces, self.protected, self.alerts, self.uncertain, f"{self.fps:.1f}")
+        widths = [max(len(str(h)), len(str(v))) for h, v in zip(head, row)]
+        line = lambda cells: "  ".join(str(c).rjust(w) for c, w in zip(cells, widths))  # noqa: E731
+        return "\n".join([line(head), line(row), f"video:  {self.output}", f"events: {self.events}"])
+
+
+class Warnings:
+    """Each distinct warning printed once (to stderr, above the progress bar)."""
+
+    def __init__(self):
+        self.seen = set()
+
+    def __call__(self, message):
+        if message not in self.seen:
+            self.seen.add(message)
+            tqdm.write(f"warning: {message}", file=sys.stderr)
+
+
+def events_path(output_path):
+    return Path(f"{output_path}.events.jsonl")
+
+
+def validate(cfg: JobConfig):
+    """Flag and path checks that need no work: raise UserError before anything runs."""
+    if cfg.demo and cfg.footage_path:
+        raise UserError("--demo and --footage_path: give one or the other")
+    if not cfg.demo and not cfg.footage_path:
+        raise UserError("no input: give --footage_path (file, folder, camera index or URL) or --demo")
+    if cfg.batch_size < 1 or cfg.min_faces < 1 or cfg.alert_frames < 1:
+        raise UserError("--batch_size, --min_faces and --alert_frames must be 1 or more")
+    if not 0 < cfg.alert_threshold <= 1:
+        raise UserError(f"--alert_threshold must be in (0, 1], got {cfg.alert_threshold}")
+    if cfg.thresholds is not None and (len(cfg.thresholds) != 3 or not all(0 <= t <= 1 for t in cfg.thresholds)):
+        raise UserError(f"--thresholds needs 3 numbers in [0, 1] (PNet RNet ONet), got {cfg.thresholds}")
+    lo, hi = cfg.uncertain_prob_band
+    if not 0 <= lo < hi or cfg.uncertain_max_per_second <= 0 or not 0 <= cfg.uncertain_margin <= 0.5:
+        raise UserError("--uncertain_prob_band needs LO < HI, --uncertain_margin 0..0.5, "
+                        "--uncertain_max_per_second > 0")
+    spec = str(cfg.footage_path or "")
+    if spec and not spec.isdigit() and not spec.lower().startswith(URL_SCHEMES) and not Path(spec).exists():
+        raise UserError(f"{spec}: no such file or folder")
+    output = Path(cfg.output_path)
+    if output.suffix.lower() != ".mp4":
+        raise UserError(f"{output}: the output must be an .mp4 file (H.264)")
+    if output.is_dir():
+        raise UserError(f"{output}: is a folder; give a file name ending in .mp4")
+    check_writable(output, "output")
+    if cfg.uncertain_frames_dir:
+        check_writable_dir(cfg.uncertain_frames_dir, "--uncertain_frames_dir")
+    if cfg.mtcnn_model_path and not Path(cfg.mtcnn_model_path).is_file():
+        raise UserError(f"{cfg.mtcnn_model_path}: no such MTCNN checkpoint")
+    if not str(cfg.detector_model_path) or not Path(cfg.detector_model_path).is_file():
+        raise UserError(f"{cfg.detector_model_path}: no such classifier checkpoint "
+                        f"(train one with train_mask_detector.py, or pass --detector_model_path)")
+
+
+def default_output_path(cfg: JobConfig):
+    if cfg.demo:
+        return "runs/demo/demo.mp4"
+    spec = str(cfg.footage_path).rstrip("/")
+    stem = f"camera{spec}" if spec.isdigit() else (Path(spec.split("?")[0]).stem or "stream")
+    return f"runs/cctv/{stem}.mp4"
+
+
+def bound_heap_growth():
+    """Keep memory flat over long runs. glibc's malloc raises its mmap threshold as big blocks are freed, after
+    which frames and tensors come from per-thread heaps that fragment and creep up for hours. A fixed
+    threshold (128 KiB) hands every big block back to the system when it is freed. (Measured by
+    benchmarks/bench_pipeline.py: clip vs clip looped 10x, +8.3% without, +2.3% with.)"""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        ctypes.CDLL("libc.so.6").mallopt(M_MMAP_THRESHOLD, 128 * 1024)
+    except (OSError, AttributeError):  # not glibc (musl, ...): nothing to tune
+        pass
+
+
+def run_job(cfg: JobConfig) -> JobSummary:
+    bound_heap_growth()
+    if not cfg.output_path:
+        cfg.output_path = default_output_path(cfg)
+    validate(cfg)
+    warn = Warnings()
+    if cfg.threads:
+        import cv2
+        import torch
+
+        torch.set_num_threads(cfg.threads)
+        cv2.setNumThreads(cfg.threads)  # MTCNN's nets run through OpenCV's DNN module on the CPU
+    source = None if cfg.demo else open_source(cfg.footage_path, cfg.reconnect_attempts, cfg.reconnect_delay, warn)
+    try:
+        pipeline = MaskPipeline.load(cfg.detector_model_path, cfg.mtcnn_model_path, cfg.device, cfg.thresholds,
+                                     cfg.min_face_size, cfg.class_threshold)
+        if cfg.demo:
+            from .demo import make_demo_clip
+
+            source = open_source(make_demo_clip(Path(cfg.output_path).parent, pipeline.detector), warn=warn)
+        return _watch(cfg, pipeline, source, warn)
+    finally:
+        if source is not None:
+            source.close()
+
+
+def _watch(cfg, pipeline, source, warn):
+    info = source.info
+    total = min(info.frames, cfg.max_frames) if info.frames and cfg.max_frames else (cfg.max_frames or info.frames)
+    frames = prefetch(_limit(iter(source), cfg.max_frames), maxsize=2 * cfg.batch_size, drop_oldest=info.live)
+    job = _Job(cfg, info, warn)
+    progress = tqdm(total=total, unit="frame", desc=info.stem, disable=cfg.quiet, dynamic_ncols=True)
+    failed = True  # until the loop ends normally
+    try:
+        for batch in _batches(frames, cfg.batch_size):
+            for frame, faces in zip(batch, pipeline(batch)):
+                job.handle(frame, faces)
+            progress.update(len(batch))
+        failed = False
+    finally:
+        with _no_interrupts():  # a second Ctrl-C must not leave a half-written video
+            frames.close()
+            progress.close()
+            job.close(failed)
+    return job.summary
+
+
+class _Job:
+    """One run's outputs and state: alert logic, events, voice, uncertain frames, drawing, video, window."""
+
+    def __init__(self, cfg, info, warn):
+        self.cfg, self.fps = cfg, float(info.fps)
+        speech = render_speech(cfg.alert_message, warn) if cfg.alert_audio else None
+        self.voice = None if cfg.no_voice else VoiceAlert(cfg.alert_message, warn)
+        self.monitor = AlertMonitor(cfg.alert_threshold, cfg.min_faces, cfg.alert_frames, cfg.alert_cooldown)
+        self.saver = None
+        if cfg.uncertain_frames_dir:
+            from .uncertain import UncertainFrameSaver
+
+            self.saver = UncertainFrameSaver(cfg.uncertain_frames_dir, info.stem, info.live,
+                                             tuple(cfg.uncertain_prob_band), cfg.uncertain_margin,
+                                             cfg.uncertain_max_per_second, cfg.class_threshold)
+        self.display = Display(warn) if cfg.display else None
+        self.summary = JobSummary(info.name, Path(cfg.output_path), events_path(cfg.output_path))
+        self.events = EventLog(self.summary.events)
+        self.writer = BackgroundWriter(VideoWriter(cfg.output_path, info.width, info.height, info.fps,
+                                                   alert_audio=speech[0] if speech else None,
+                                                   sample_rate=speech[1] if speech else 22050))
+        self.alert_until = float("-inf")
+        self.start = time.perf_counter()
+
+    def handle(self, frame, faces):
+        """Uncertain capture (on the raw frame), alert logic, drawing, then the frame goes to the video."""
+        s = self.summary
+        index, time_s = s.frames, s.frames / self.fps
+        if self.saver:
+            self.saver.consider(frame, index, time_s, faces.boxes, faces.det_probs, faces.p_protected)
+        event = self.monitor.update(index, time_s, faces.total, faces.protected)
+        if event:
+            self.events.write(event)
+            self.writer.add_audio_clip(time_s)
+            if self.voice:
+                self.voice.say()
+            self.alert_until = time_s + ALERT_BANNER_S
+        draw_faces(frame, faces.boxes, faces.p_protected, self.cfg.class_threshold)
+        draw_banner(frame, faces.protected, faces.total, alert=time_s < self.alert_until)
+        self.writer.write(frame)
+        if self.display and not self.display.show(frame):
+            raise KeyboardInterrupt  # q in the window: stop as Ctrl-C does
+        s.frames, s.faces, s.protected = s.frames + 1, s.faces + faces.total, s.protected + faces.protected
+
+    def close(self, failed):
+        s = self.summary
+        s.seconds = time.perf_counter() - self.start
+        s.alerts, s.uncertain = self.monitor.count, self.saver.saved if self.saver else 0
+        self.writer.close()
+        self.events.close()
+        if self.voice:
+            self.voice.close(timeout=0.5 if failed else 5.0)
+        if self.display:
+            self.display.close()
+        if not self.cfg.quiet:
+            print(s.table(), file=sys.stderr if failed else sys.stdout)
+
+
+def _limit(frames, max_frames):
+    for i, frame in enumerate(frames):
+        if max_frames is not None and i >= max_frames:
+            return
+        yield frame
+
+
+def _batches(frames, size):
+    batch = []
+    for frame in frames:
+        batch.append(frame)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+@contextmanager
+def _no_interrupts():
+    try:
+        previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    except ValueError:  # not the main thread: nothing to guard
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+class Display:
+    """A window showing the annotated frames (press q to stop). OpenCV's window if this OpenCV has one,
+    else Tk; without a screen, a warning and no window."""
+
+    def __init__(self, warn):
+        import os
+
+        self.warn, self.backend = warn, None
+        if sys.platform.startswith("linux") and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+            warn("--display: no screen here (DISPLAY is not set); running without a window")
+            return
+        for backend in (_CvWindow, _TkWindow):
+            try:
+                self.backend = backend()
+                return
+            except Exception as e:  # no GUI support in this build
+                last = e
+        warn(f"--display: no window support ({last}); install opencv-python for a window")
+
+    def show(self, frame):
+        return self.backend.show(frame) if self.backend else True
+
+    def close(self):
+        if self.backend:
+            self.backend.close()
+
+
+class _CvWindow:
+    name = "cctv mask detector (q to stop)"
+
+    def __init__(self):
+        import cv2
+
+        self.cv2 = cv2
+        cv2.namedWindow(self.name, cv2.WINDOW_NORMAL)  # raises cv2.error on headless builds
+
+    def show(self, frame):
+        self.cv2.imshow(self.name, self.cv2.cvtColor(frame, self.cv2.COLOR_RGB2BGR))
+        return (self.cv2.waitKey(1) & 0xFF) != ord("q")
+
+    def close(self):
+        self.cv2.destroyWindow(self.name)
+
+
+class _TkWindow:
+    def __init__(self):
+        import tkinter
+
+        from PIL import ImageTk
+
+        self.ImageTk = ImageTk
+        self.root = tkinter.Tk()
+        self.root.title("cctv mask detector (q to stop)")
+        self.label = tkinter.Label(self.root)
+        self.label.pack()
+        self.stopped = False
+        self.root.bind("q", lambda _: setattr(self, "stopped", True))
+        self.root.protocol("WM_DELETE_WINDOW", lambda: setattr(self, "stopped", True))
+
+    def show(self, frame):
+        from PIL import Image
+
+        self.photo = self.ImageTk.PhotoImage(Image.fromarray(frame))
+        self.label.configure(image=self.photo)
+        self.root.update()
+        return not self.stopped
+
+    def close(self):
+        self.root.destroy()

@@ -1,0 +1,97 @@
+"""The main job: watch footage or a live camera, box faces green (protected) or red (unprotected), write an
+annotated H.264 video, alert (events file + voice) when under 75% of the faces in view wear a mask, and
+collect low-confidence frames for labeling.
+
+    python cctv_mask_detector.py --footage_path ../shared/data/footage/four_people_masking.mp4 \\
+        --output_path runs/cctv/four_people.mp4
+    python cctv_mask_detector.py --footage_path 0 --output_path runs/cctv/camera.mp4 --display
+    python cctv_mask_detector.py --demo
+"""
+import argparse
+from dataclasses import fields
+from pathlib import Path
+
+from cctv.errors import cli_main
+from cctv.model_registry import current_model_paths
+from cctv.pipeline import DEFAULT_DETECTOR, JobConfig, run_job
+
+D = JobConfig()  # defaults live in one place
+
+
+def parse_opt(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    src = p.add_argument_group("input and output")
+    src.add_argument("--footage_path", help="video file (mp4/avi/mov/mkv/gif), folder of footage, camera index "
+                                            "(0) or stream URL (rtsp://, http://)")
+    src.add_argument("--demo", action="store_true", help="run on the embedded demo clip (generated, no download); "
+                                                         "also mixes the spoken alert into the video")
+    src.add_argument("--output_path", help="annotated .mp4 (default runs/cctv/<source>.mp4; runs/demo/demo.mp4 "
+                                           "with --demo); alerts go to <output_path>.events.jsonl")
+    src.add_argument("--max_frames", type=int, default=D.max_frames, help="stop after this many frames")
+    src.add_argument("--reconnect_attempts", type=int, default=D.reconnect_attempts,
+                     help="live sources: reconnect attempts before giving up")
+    src.add_argument("--reconnect_delay", type=float, default=D.reconnect_delay,
+                     help="live sources: first reconnect delay in seconds (doubles each attempt)")
+    m = p.add_argument_group("models")
+    m.add_argument("--detector_model_path", default=None,
+                   help="mask classifier checkpoint (default: the current version in models/current.json, "
+                        f"else {D.detector_model_path})")
+    m.add_argument("--mtcnn_model_path", default=D.mtcnn_model_path,
+                   help="fine-tuned MTCNN checkpoint (default: the current version's when --detector_model_path "
+                        "is not given, else pretrained weights)")
+    m.add_argument("--device", default=D.device, help="cpu, cuda, cuda:0, ...")
+    m.add_argument("--batch_size", type=int, default=D.batch_size, help="frames per detection batch")
+    m.add_argument("--threads", type=int, default=D.threads, help="torch CPU threads (0: torch's default)")
+    m.add_argument("--thresholds", type=float, nargs=3, default=D.thresholds, metavar=("PNET", "RNET", "ONET"),
+                   help="MTCNN thresholds (default: those the classifier was trained with)")
+    m.add_argument("--min_face_size", type=int, default=D.min_face_size,
+                   help="smallest face in pixels (default: the classifier's training setting)")
+    m.add_argument("--class_threshold", type=float, default=D.class_threshold,
+                   help="P(protected) at or above this is protected")
+    a = p.add_argument_group("alerts")
+    a.add_argument("--alert_threshold", type=float, default=D.alert_threshold,
+                   help="alert when protected/total is below this")
+    a.add_argument("--min_faces", type=int, default=D.min_faces, help="faces needed in view to judge a frame")
+    a.add_argument("--alert_frames", type=int, default=D.alert_frames,
+                   help="consecutive frames under the threshold before an alert")
+    a.add_argument("--alert_cooldown", type=float, default=D.alert_cooldown,
+                   help="seconds of quiet after an alert")
+    a.add_argument("--alert_message", default=D.alert_message, help="what the voice says")
+    a.add_argument("--alert_audio", action="store_true", help="mix the spoken message into the output video "
+                                                              "at each alert")
+    a.add_argument("--no_voice", action="store_true", help="don't speak alerts")
+    a.add_argument("--display", action="store_true", help="show the annotated frames in a window (q stops)")
+    u = p.add_argument_group("low-confidence frames (active learning)")
+    u.add_argument("--uncertain_frames_dir", default=D.uncertain_frames_dir,
+                   help="save uncertain frames (JPEG + <frame>.jpg.json Suite label) here")
+    u.add_argument("--uncertain_prob_band", type=float, nargs=2, default=D.uncertain_prob_band,
+                   metavar=("LO", "HI"), help="a face whose MTCNN probability is in [LO, HI) is uncertain")
+    u.add_argument("--uncertain_margin", type=float, default=D.uncertain_margin,
+                   help="a face whose P(protected) is within this of 0.5 is uncertain")
+    u.add_argument("--uncertain_max_per_second", type=float, default=D.uncertain_max_per_second,
+                   help="at most this many uncertain frames per second of video")
+    p.add_argument("--quiet", action="store_true", help="no progress bar or summary")
+    return p.parse_args(argv)
+
+
+def run(**kwargs):
+    """Programmatic entry point: run(footage_path=..., output_path=..., ...) -> JobSummary."""
+    if not kwargs.get("detector_model_path"):  # the live models, as active_learning.py promotes them
+        detector, mtcnn = current_model_paths(Path(DEFAULT_DETECTOR).parent)
+        kwargs["detector_model_path"] = detector
+        kwargs["mtcnn_model_path"] = kwargs.get("mtcnn_model_path") or mtcnn
+    known = {f.name for f in fields(JobConfig)}
+    cfg = JobConfig(**{k: v for k, v in kwargs.items() if k in known})
+    if cfg.demo:
+        cfg.alert_audio = True
+    return run_job(cfg)
+
+
+@cli_main
+def main(opt):
+    return run(**vars(opt))
+
+
+if __name__ == "__main__":
+    main(parse_opt())

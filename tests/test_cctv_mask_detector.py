@@ -1,0 +1,185 @@
+"""The main job end to end on real footage: alerts, output video, Ctrl-C, bad input, uncertain frames, demo."""
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+
+from cctv.alerts import read_events, render_speech
+from cctv.video import VideoWriter, probe_video, read_frames
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+import cctv_mask_detector  # noqa: E402
+
+FPS = 25  # four_people_masking.mp4
+
+
+@pytest.fixture(scope="module")
+def detector_model():
+    path = Path(os.environ.get("CCTV_DETECTOR_MODEL", ROOT / "models" / "detector.pt"))
+    if not path.is_file():
+        pytest.skip(f"{path} not found: train it with train_mask_detector.py (the repo ships models/detector.pt)")
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def four_people(shared_dir):
+    return shared_dir / "data" / "footage" / "four_people_masking.mp4"
+
+
+def run_job(tmp_path, detector_model, name="out.mp4", **kwargs):
+    out = tmp_path / name
+    summary = cctv_mask_detector.run(detector_model_path=detector_model, output_path=str(out), no_voice=True,
+                                     quiet=True, threads=2, **kwargs)
+    return summary, out, read_events(f"{out}.events.jsonl")
+
+
+def test_alerts_while_people_are_unmasked(tmp_path, detector_model, four_people):
+    summary, out, events = run_job(tmp_path, detector_model, footage_path=str(four_people), max_frames=FPS)
+    assert events, "nobody wears a mask in the first seconds: there must be an alert"
+    assert events[0]["time_s"] < 1.0 and events[0]["ratio"] < 0.75 and events[0]["faces"] >= 3
+    assert summary.frames == FPS and summary.alerts == len(events)
+    assert probe_video(out)[:2] == (FPS, FPS)
+
+
+def test_no_alert_once_everyone_is_masked(tmp_path, detector_model, four_people):
+    # The last two seconds as their own clip: a fresh run, no cooldown left over from earlier alerts.
+    clip = tmp_path / "last_2s.mp4"
+    count = probe_video(four_people)[0]
+    with VideoWriter(clip, 960, 506, FPS, crf=12) as writer:
+        for frame in read_frames(four_people, start=count - 2 * FPS):
+            writer.write(frame)
+    summary, out, events = run_job(tmp_path, detector_model, footage_path=str(clip))
+    assert events == [], f"everyone is masked in the last two seconds, got alerts {events}"
+    assert summary.faces >= 4 * 2 * FPS * 0.8  # the four people are seen (and the painting)
+    assert probe_video(out)[:4] == (2 * FPS, FPS, 960, 506)
+
+
+def test_output_has_the_source_frame_count_and_rate(tmp_path, detector_model, shared_dir):
+    gif = shared_dir / "data" / "footage" / "channy_in.gif"
+    summary, out, _ = run_job(tmp_path, detector_model, footage_path=str(gif))
+    assert probe_video(out)[:4] == (20, Fraction(100, 13), 480, 270) and summary.frames == 20
+
+
+def test_demo_shows_red_and_an_alert_then_green(tmp_path, detector_model):
+    summary, out, events = run_job(tmp_path, detector_model, name="demo.mp4", demo=True)
+    assert (tmp_path / "demo_input.mp4").is_file()  # generated in the run folder, nothing downloaded
+    speech = render_speech("test", warn=lambda message: None) is not None  # espeak-ng is best effort
+    count, fps, width, height, has_audio = probe_video(out)
+    assert (count, fps, width, height, has_audio) == (100, 25, 480, 270, speech)
+    assert events and all(e["time_s"] < 2.0 for e in events)  # bare face first, masked second half
+    if speech:  # --demo mixes the spoken alert into the audio track, at the alert's time
+        with av.open(str(out)) as container:
+            samples = np.concatenate([f.to_ndarray().reshape(-1) for f in container.decode(audio=0)])
+            rate = container.streams.audio[0].rate
+        loud = np.flatnonzero(np.abs(samples) > 0.05) / rate
+        assert len(loud) and abs(loud.min() - events[0]["time_s"]) < 0.3  # silent until the alert
+    frames = list(read_frames(out, start=25, step=50))
+    assert _has(frames[0], (230, 0, 0)) and not _has(frames[0], (0, 200, 0))  # red box (unprotected)
+    assert _has(frames[1], (0, 200, 0)) and not _has(frames[1], (230, 0, 0))  # green box (protected)
+
+
+def _has(frame, rgb, tolerance=40, min_pixels=150):
+    return int((np.abs(frame.astype(int) - rgb).max(axis=2) < tolerance).sum()) >= min_pixels
+
+
+def test_uncertain_frames_folder(tmp_path, detector_model, shared_dir):
+    from cctv.labels import load_labels
+
+    gif = shared_dir / "data" / "footage" / "channy_in.gif"  # tiny faces: low-confidence detections
+    folder = tmp_path / "uncertain"
+    run_job(tmp_path, detector_model, footage_path=str(gif), uncertain_frames_dir=str(folder),
+            thresholds=[0.1, 0.2, 0.2], uncertain_prob_band=[0.1, 0.95], uncertain_max_per_second=1.0)
+    jpegs = sorted(folder.glob("*.jpg"))
+    assert 1 <= len(jpegs) <= 3  # 2.6 s of footage, at most one frame per second
+    assert all(re.fullmatch(r"channy_in-frame\d+\.jpg", p.name) for p in jpegs)
+    assert sorted(p.name for p in folder.iterdir()) == sorted([p.name for p in jpegs] +
+                                                              [p.name + ".json" for p in jpegs])
+    labels = load_labels(folder)
+    assert len(labels.items) == len(jpegs) and all(len(item.boxes) >= 1 for item in labels.items)
+
+
+def test_ctrl_c_leaves_a_playable_video_of_what_was_processed(tmp_path, detector_model, four_people):
+    out = tmp_path / "interrupted.mp4"
+    proc = subprocess.Popen(
+        [sys.executable, "cctv_mask_detector.py", "--footage_path", str(four_people), "--output_path", str(out),
+         "--detector_model_path", detector_model, "--no_voice", "--batch_size", "2", "--threads", "2"],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    stderr, progressed = [], threading.Event()
+
+    def read_stderr():
+        for chunk in iter(lambda: proc.stderr.read(64), ""):
+            stderr.append(chunk)
+            if re.search(r"\b([4-9]|\d\d+)/414\b", "".join(stderr)):
+                progressed.set()
+
+    reader = threading.Thread(target=read_stderr, daemon=True)
+    reader.start()
+    assert progressed.wait(120), "".join(stderr)
+    proc.send_signal(signal.SIGINT)
+    proc.wait(60)
+    reader.join(5)
+    err = "".join(stderr)
+    assert proc.returncode == 130 and "interrupted" in err and "Traceback" not in err, err
+    count, fps = probe_video(out)[:2]
+    assert 4 <= count < 414 and fps == FPS
+    assert Path(f"{out}.events.jsonl").is_file()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["interrupted.mp4", "interrupted.mp4.events.jsonl"]
+
+
+def cli(argv, capsys):
+    """Run the script's main() in-process; (exit code, stderr lines)."""
+    with pytest.raises(SystemExit) as exit_info:
+        cctv_mask_detector.main(cctv_mask_detector.parse_opt(argv))
+    return exit_info.value.code, capsys.readouterr().err.strip().splitlines()
+
+
+@pytest.mark.parametrize("case", ["missing", "corrupt", "unwritable_output", "not_mp4", "lost_camera",
+                                  "missing_model", "corrupt_mtcnn"])
+def test_bad_input_gives_one_clear_line(case, tmp_path, capsys, detector_model, shared_dir):
+    gif = str(shared_dir / "data" / "footage" / "channy_in.gif")
+    out = tmp_path / "runs" / "out.mp4"
+    args = {"--footage_path": gif, "--output_path": str(out), "--detector_model_path": detector_model}
+    if case == "missing":
+        args["--footage_path"], expected = str(tmp_path / "nope.mp4"), "nope.mp4: no such file"
+    elif case == "corrupt":
+        bad = tmp_path / "bad.mp4"
+        bad.write_bytes(os.urandom(4096))
+        args["--footage_path"], expected = str(bad), "bad.mp4: not a readable video"
+    elif case == "unwritable_output":
+        (tmp_path / "blocker").write_text("a file where the output folder should be")
+        args["--output_path"], expected = str(tmp_path / "blocker" / "out.mp4"), "blocker: output folder is not writable"
+    elif case == "not_mp4":
+        args["--output_path"], expected = str(tmp_path / "out.avi"), "out.avi: the output must be an .mp4"
+    elif case == "lost_camera":
+        args["--footage_path"], expected = "rtsp://127.0.0.1:9/cam", "rtsp://127.0.0.1:9/cam could not be opened"
+    elif case == "missing_model":
+        args["--detector_model_path"], expected = str(tmp_path / "none.pt"), "none.pt: no such classifier checkpoint"
+    else:
+        bad = tmp_path / "mtcnn.pt"
+        bad.write_bytes(b"not a checkpoint")
+        args["--mtcnn_model_path"], expected = str(bad), "mtcnn.pt"
+    argv = [x for kv in args.items() for x in kv] + ["--reconnect_attempts", "1", "--reconnect_delay", "0.01",
+                                                    "--no_voice", "--quiet"]
+    code, lines = cli(argv, capsys)
+    assert code == 2 and len(lines) == 1 and lines[0].startswith("error: ") and expected in lines[0], lines
+    assert not out.exists()
+
+
+def test_bad_input_exits_non_zero_without_traceback(tmp_path):
+    started = time.monotonic()
+    result = subprocess.run(
+        [sys.executable, "cctv_mask_detector.py", "--footage_path", str(tmp_path / "missing.mkv"),
+         "--output_path", str(tmp_path / "out.mp4")], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [f"error: {tmp_path / 'missing.mkv'}: no such file or folder"]
+    assert "Traceback" not in result.stderr and time.monotonic() - started < 60

@@ -1,0 +1,67 @@
+"""Train the mask classifier (protected vs unprotected face crops). MTCNN runs once per image and its crops
+are cached; training uses class-balanced batches, augmentation, a validation split, and keeps the best epoch.
+
+    python train_mask_detector.py --train_examples_path mask_dataset/mask_classification/train \
+        mask_dataset/facemask853/train --num_epochs 50 --detector_model_output_path models/detector.pt
+"""
+import argparse
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from cctv.classifier import ARCHITECTURES  # noqa: E402
+from cctv.errors import cli_main  # noqa: E402
+from cctv.face_dataset import DEFAULT_CACHE_DIR  # noqa: E402
+from cctv.mask_training import run_training  # noqa: E402
+
+DEFAULT_ARCH = "small"
+
+
+def run(**kwargs):
+    """Train with the script's options as keyword arguments; returns the trained MaskClassifier."""
+    return run_training(**kwargs)
+
+
+def parse_opt(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--train_examples_path", nargs="+", default=["mask_dataset/train"],
+                   help="one or more folders with protected/ and unprotected/ (or with_mask/, without_mask/)")
+    p.add_argument("--train_dataset_size_per_class", type=int, default=None,
+                   help="images per class taken from each folder (seeded pick; default: all)")
+    p.add_argument("--batch_size_per_class", type=int, default=16, help="faces of each class in a batch")
+    p.add_argument("--num_epochs", type=int, default=50, help="passes over the (larger class of the) data")
+    p.add_argument("--detector_model_output_path", default="models/detector.pt",
+                   help="where to write the classifier checkpoint (atomically)")
+    p.add_argument("--mtcnn_model_path", default=None,
+                   help="fine-tuned MTCNN checkpoint for the crops (default: pretrained weights)")
+    p.add_argument("--pretrained_detector_model_path", default=None,
+                   help="start from this classifier checkpoint (its architecture and crop settings)")
+    p.add_argument("--labels_dir", default=None,
+                   help="add labeled live faces: crops of the labeled boxes of this export/labels folder")
+    p.add_argument("--metadata_dir", default=None, help="the Suite export's meta/<dataset> folder, if needed")
+    p.add_argument("--images_dir", default=None, help="folder with the labeled images, if not in the export")
+    p.add_argument("--test_examples_path", nargs="*", default=[],
+                   help="test folders to score the trained model on; metrics are stored in the checkpoint")
+    p.add_argument("--arch", default=DEFAULT_ARCH, choices=sorted(ARCHITECTURES),
+                   help="'writeup' is the original two-conv network; 'small' a stronger 4-conv one")
+    p.add_argument("--val_fraction", type=float, default=0.1,
+                   help="share of each class held out to choose the best epoch")
+    p.add_argument("--lr", type=float, default=3e-3, help="peak learning rate (AdamW, one-cycle)")
+    p.add_argument("--seed", type=int, default=0, help="seed of sampling, splits, augmentation, init")
+    p.add_argument("--no_augment", dest="augment", action="store_false", help="train without augmentation")
+    p.add_argument("--cache_dir", default=str(DEFAULT_CACHE_DIR), help="where MTCNN face crops are cached")
+    p.add_argument("--threads", type=int, default=2, help="torch CPU threads")
+    return p.parse_args(argv)
+
+
+@cli_main
+def main(opt):
+    run(**vars(opt))
+
+
+if __name__ == "__main__":
+    main(parse_opt())
