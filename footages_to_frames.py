@@ -22,14 +22,14 @@ ROOT = Path(__file__).resolve().parent
 
 
 def run(footage_dir, output_dir, frames_per_extract=10, pre_labels=False,
-        detector_model_path=ROOT / "models" / "detector.pt", mtcnn_weights_path=None, project_json=None,
+        detector_model_path=ROOT / "models" / "detector.pt", mtcnn_model_path=None, project_json=None,
         threshold=0.5, jpeg_quality=95):
     label_interface = load_label_interface(project_json) if project_json else None
     prelabeler = None
     if pre_labels:
         from cctv.labels.prelabel import PreLabeler
 
-        prelabeler = PreLabeler(detector_model_path, mtcnn_weights_path, threshold)
+        prelabeler = PreLabeler(detector_model_path, mtcnn_model_path, threshold)
         if label_interface is None:
             print("note: no --project_json: pre-labels carry fixed class ids; give the project.json that "
                   "`spb download` writes so they carry your project's", file=sys.stderr)
@@ -51,7 +51,7 @@ def parse_opt(argv=None):
                    help="write <frame>.jpg.json Suite pre-labels with our detections beside each frame")
     p.add_argument("--detector_model_path", default=str(ROOT / "models" / "detector.pt"),
                    help="mask classifier checkpoint (train_mask_detector.py), for --pre_labels")
-    p.add_argument("--mtcnn_weights_path", default=None, help="fine-tuned MTCNN checkpoint (finetune_mtcnn.py)")
+    p.add_argument("--mtcnn_model_path", default=None, help="fine-tuned MTCNN checkpoint (finetune_mtcnn.py)")
     p.add_argument("--project_json", default=None,
                    help="the Suite project's project.json (written by `spb download`): its class ids go into the pre-labels")
     p.add_argument("--threshold", type=float, default=0.5, help="P(protected) at or above which a face is protected")

@@ -171,7 +171,7 @@ class VoiceAlert:
         engine = speech_engine(self.warn)
         if engine is not None and not _has_audio_player():
             self.warn("voice alerts off: no audio output (pyttsx3's espeak driver plays through `aplay`, "
-                      "from alsa-utils); alerts still go to the events file")
+                      "from alsa-utils, to a sound card); alerts still go to the events file")
             engine = None
         while True:
             message = self.requests.get()
@@ -189,4 +189,13 @@ class VoiceAlert:
 
 
 def _has_audio_player():
-    return platform.system() != "Linux" or shutil.which("aplay") is not None
+    """On Linux: aplay is there and ALSA lists a sound card (a server or container often has none)."""
+    if platform.system() != "Linux":
+        return True
+    if shutil.which("aplay") is None:
+        return False
+    try:
+        cards = Path("/proc/asound/cards").read_text()
+    except OSError:
+        return False
+    return bool(cards.strip()) and "no soundcards" not in cards

@@ -18,9 +18,11 @@ pip install --no-deps facenet-pytorch==2.6.0
 # spb-cli pins typing-extensions<4 (torch needs >=4.10): its CLI runs with current versions of these.
 pip install --no-deps spb-cli==0.19.4
 pip install click rich requests boto3 natsort semver pprintpp six
-# Speech for the voice alert (pyttsx3 drives espeak-ng). Best effort: without it the job warns once.
-if ! command -v espeak-ng >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq espeak-ng >/dev/null) \
+# Speech for the voice alert (pyttsx3 drives espeak-ng and plays through aplay). Best effort: without
+# them the job warns once and goes on.
+if ! { command -v espeak-ng && command -v aplay; } >/dev/null 2>&1 && [ "$(id -u)" = 0 ] \
+    && command -v apt-get >/dev/null; then
+  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq espeak-ng alsa-utils >/dev/null) \
     || echo "setup: espeak-ng could not be installed; voice alerts will be skipped" >&2
 fi
 echo "$want" > "$STAMP"
