@@ -19,10 +19,13 @@ class MTCNN(torch.nn.Module):
     converted), a list of them, or a (B,H,W,3) array; the last two give lists with one result per frame.
     Boxes come largest first with select_largest, else most probable first.
     weights_path: a fine-tuned checkpoint with pnet.*/rnet.*/onet.* keys (stages it lacks stay pretrained).
+    backend: "auto" runs the nets through OpenCV's DNN module on the CPU (when the `onnx` exporter is
+    installed), "torch" always through PyTorch; GPUs always use PyTorch.
     """
 
     def __init__(self, image_size=160, margin=0, min_face_size=20, thresholds=(0.6, 0.7, 0.7), factor=0.709,
-                 post_process=True, select_largest=True, keep_all=False, device=None, weights_path=None):
+                 post_process=True, select_largest=True, keep_all=False, device=None, weights_path=None,
+                 backend="auto"):
         super().__init__()
         self.image_size, self.margin = image_size, margin
         self.min_face_size, self.thresholds, self.factor = min_face_size, list(thresholds), factor
@@ -30,6 +33,7 @@ class MTCNN(torch.nn.Module):
         self.device = torch.device(device or "cpu")
         self.weights_path = weights_path
         self.pnet, self.rnet, self.onet = load_nets(weights_path, self.device)
+        self.backend = backend  # "auto": OpenCV's DNN module on the CPU when it can take the nets; "torch"
         self._runners = None
 
     @property
@@ -81,7 +85,7 @@ class MTCNN(torch.nn.Module):
     def _nets(self):
         """What the cascade calls: on the CPU, the nets through OpenCV's faster DNN module when it can
         take them (the `onnx` package exports them), else the torch modules themselves."""
-        if self.device.type != "cpu" or not opencv_available():
+        if self.device.type != "cpu" or self.backend == "torch" or not opencv_available():
             return self.pnet.forward_raw, self.rnet, self.onet
         if self._runners is None:
             self._runners = (OpenCVNet(self.pnet, "forward_raw", (1, 3, 64, 64)), OpenCVNet(self.rnet, "forward",
