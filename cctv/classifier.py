@@ -165,8 +165,9 @@ def load_classifier(path, device="cpu") -> MaskClassifier:
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # torch raises many types for a corrupt/foreign file
-        reason = str(e).strip().splitlines()[0] if str(e).strip() else e.__class__.__name__
-        raise UserError(f"{path}: not a readable classifier checkpoint ({reason[:200]})") from None
+        detail = str(e).strip().splitlines()[0][:200] if str(e).strip() else ""
+        reason = f"{e.__class__.__name__}: {detail}" if detail else e.__class__.__name__
+        raise UserError(f"{path}: not a readable classifier checkpoint ({reason})") from None
     if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
         raise UserError(f"{path}: not a mask classifier checkpoint (no '{CHECKPOINT_FORMAT}' format marker; "
                         f"train one with train_mask_detector.py)")
