@@ -3,8 +3,9 @@ on the CPU or a GPU alike. Each stage keeps facenet-pytorch's arithmetic, so the
 import math
 from dataclasses import dataclass
 
+import cv2
+import numpy as np
 import torch
-import torch.nn.functional as F
 
 from .nms import batched_nms
 
@@ -43,19 +44,18 @@ def pyramid_scales(height, width, min_face_size, factor):
     return scales
 
 
-def pnet_stage(pnet_raw, frames, min_face_size, factor, threshold):
+def pnet_stage(pnet_raw, integral, min_face_size, factor, threshold):
     """Proposals from PNet on the image pyramid: NMS 0.5 per scale, then 0.7 over all scales,
-    box regression and squaring. frames: (B,3,H,W) float RGB 0..255; pnet_raw: PNet taking 0..255 input."""
-    _, _, h, w = frames.shape
+    box regression and squaring. integral: the frames' integral_image; pnet_raw: PNet on 0..255 input."""
+    h, w = integral.shape[1] - 1, integral.shape[2] - 1
     scales = pyramid_scales(h, w, min_face_size, factor)
     found = []
     for s, scale in enumerate(scales):
-        resized = F.interpolate(frames, size=(int(h * scale + 1), int(w * scale + 1)), mode="area")
-        reg, logits = pnet_raw(resized)
+        reg, logits = pnet_raw(resize_area(integral, int(h * scale + 1), int(w * scale + 1)))
         c = _pnet_boxes(reg, logits, scale, threshold)
         found.append((c, torch.full_like(c.image, s)))
     if not found:
-        return _empty(frames)
+        return _empty(integral.device)
     c = _cat([f[0] for f in found])
     per_scale = c.image * len(scales) + torch.cat([f[1] for f in found])
     # NMS within each image and scale; kept in scale order so that ties at the next NMS break as in MTCNN
@@ -87,10 +87,10 @@ def _logit(p):
     return math.log(p / (1 - p))
 
 
-def refine_stage(net, frames, integral, c, size, threshold):
+def refine_stage(net, integral, c, size, threshold):
     """RNet (size 24) or ONet (size 48) on crops of the candidates. Keeps the confident ones and returns
     them with the net's raw outputs for them: (Candidates, box regression (N,4), landmarks (N,10) or None)."""
-    x1, y1, x2, y2 = clip_to_frame(c.boxes, frames.shape[3], frames.shape[2])
+    x1, y1, x2, y2 = clip_to_frame(c.boxes, integral.shape[2] - 1, integral.shape[1] - 1)
     valid = (y2 > y1) & (x2 > x1)
     c, x1, y1, x2, y2 = c.take(valid), x1[valid], y1[valid], x2[valid], y2[valid]
     if len(c) == 0:
@@ -123,13 +123,36 @@ def clip_to_frame(boxes, width, height):
 
 
 def integral_image(frames):
-    """Summed-area table (B,H+1,W+1,3) of frames (B,3,H,W) holding whole numbers 0..255: exact in int32
-    up to 8 megapixels (int64 beyond)."""
-    b, ch, h, w = frames.shape
-    dtype = torch.int32 if h * w * 255 < 2 ** 31 else torch.int64
-    table = torch.zeros((b, h + 1, w + 1, ch), dtype=dtype, device=frames.device)
-    table[:, 1:, 1:] = frames.permute(0, 2, 3, 1).to(dtype).cumsum(1).cumsum(2)
-    return table
+    """Summed-area table (B,H+1,W+1,3) of frames holding whole numbers 0..255, given as (B,3,H,W) tensors or
+    a (B,H,W,3) uint8 array: exact in int32 up to 8 megapixels (int64 beyond). OpenCV's on the CPU."""
+    if isinstance(frames, torch.Tensor) and frames.is_cuda:
+        b, ch, h, w = frames.shape
+        dtype = torch.int32 if h * w * 255 < 2 ** 31 else torch.int64
+        table = torch.zeros((b, h + 1, w + 1, ch), dtype=dtype, device=frames.device)
+        table[:, 1:, 1:] = frames.permute(0, 2, 3, 1).to(dtype).cumsum(1).cumsum(2)
+        return table
+    if isinstance(frames, torch.Tensor):
+        frames = frames.permute(0, 2, 3, 1).to(torch.uint8).numpy()
+    depth = cv2.CV_32S if frames.shape[1] * frames.shape[2] * 255 < 2 ** 31 else cv2.CV_64F
+    return torch.from_numpy(np.stack([cv2.integral(np.ascontiguousarray(f), sdepth=depth) for f in frames]))
+
+
+def resize_area(integral, height, width):
+    """Whole frames resized to height x width with area averaging: the bins of F.interpolate(mode='area'),
+    read off the integral image with a few row and column gathers (2-3x faster than resampling every
+    level from the full frame). (B,3,height,width) float, a channels-last view."""
+    h, w = integral.shape[1] - 1, integral.shape[2] - 1
+    rows0, rows1 = _bins(_scalar(0, integral), _scalar(h, integral), torch.arange(height, device=integral.device), height)
+    cols0, cols1 = _bins(_scalar(0, integral), _scalar(w, integral), torch.arange(width, device=integral.device), width)
+    rows0, rows1, cols0, cols1 = rows0[0], rows1[0], cols0[0], cols1[0]
+    strip = integral[:, rows1] - integral[:, rows0]
+    total = (strip[:, :, cols1] - strip[:, :, cols0]).float()  # exact: bins hold far fewer than 2^24 / 255 px
+    count = ((rows1 - rows0)[:, None] * (cols1 - cols0)[None, :]).float()[None, :, :, None]
+    return (total / count).permute(0, 3, 1, 2)
+
+
+def _scalar(value, like):
+    return torch.full((1,), value, dtype=torch.long, device=like.device)
 
 
 def crop_resize_area(integral, image, x1, y1, x2, y2, size):
@@ -145,7 +168,7 @@ def crop_resize_area(integral, image, x1, y1, x2, y2, size):
 
     total = at(rows1, cols1) - at(rows0, cols1) - at(rows1, cols0) + at(rows0, cols0)
     count = ((rows1 - rows0)[:, :, None] * (cols1 - cols0)[:, None, :])[..., None]
-    return (total.double() / count).float().permute(0, 3, 1, 2).contiguous()
+    return (total.double() / count).float().permute(0, 3, 1, 2)  # a channels-last view
 
 
 def _bins(lo, hi, steps, size):
@@ -163,22 +186,21 @@ def square(boxes):
     return torch.cat([top_left, top_left + side], dim=1)
 
 
-def detect_batch(nets, frames, min_face_size, thresholds, factor, stages=False):
-    """Faces in a batch of frames (B,3,H,W) float RGB 0..255: final Candidates with landmarks, and with
+def detect_batch(nets, integral, min_face_size, thresholds, factor, stages=False):
+    """Faces in a batch of frames given by their integral_image: final Candidates with landmarks, and with
     stages=True also a dict of the candidates fed to RNet ("pnet"), to ONet ("rnet") and kept ("onet").
     nets: callables (PNet on 0..255 input, i.e. PNet.forward_raw; RNet; ONet)."""
     pnet, rnet, onet = nets
     after = {}
-    c = pnet_stage(pnet, frames, min_face_size, factor, thresholds[0])
+    c = pnet_stage(pnet, integral, min_face_size, factor, thresholds[0])
     after["pnet"] = c
-    integral = integral_image(frames) if len(c) else None
     if len(c):
-        c, reg, _ = refine_stage(rnet, frames, integral, c, 24, thresholds[1])
+        c, reg, _ = refine_stage(rnet, integral, c, 24, thresholds[1])
         pick = batched_nms(c.boxes, c.scores, c.image, 0.7)
         c = Candidates(square(regress(c.boxes[pick], reg[pick])), c.scores[pick], c.image[pick])
     after["rnet"] = c
     if len(c):
-        c, reg, raw_points = refine_stage(onet, frames, integral, c, 48, thresholds[2])
+        c, reg, raw_points = refine_stage(onet, integral, c, 48, thresholds[2])
         c = Candidates(regress(c.boxes, reg), c.scores, c.image, place_landmarks(c.boxes, raw_points))
         c = c.take(batched_nms(c.boxes, c.scores, c.image, 0.7, mode="min"))
     else:
@@ -187,9 +209,9 @@ def detect_batch(nets, frames, min_face_size, thresholds, factor, stages=False):
     return (c, after) if stages else c
 
 
-def _empty(frames):
-    z = frames.new_zeros((0, 4))
-    return Candidates(z, frames.new_zeros(0), torch.zeros(0, dtype=torch.long, device=frames.device))
+def _empty(device):
+    return Candidates(torch.zeros((0, 4), device=device), torch.zeros(0, device=device),
+                      torch.zeros(0, dtype=torch.long, device=device))
 
 
 def _cat(parts):

@@ -5,10 +5,9 @@ import numpy as np
 import torch
 from PIL import Image
 
-from .cascade import detect_batch
+from .cascade import detect_batch, integral_image
 from .crops import crop_faces
 from .nets import load_nets
-from .opencv_backend import OpenCVNet, opencv_available
 
 
 class MTCNN(torch.nn.Module):
@@ -19,13 +18,10 @@ class MTCNN(torch.nn.Module):
     converted), a list of them, or a (B,H,W,3) array; the last two give lists with one result per frame.
     Boxes come largest first with select_largest, else most probable first.
     weights_path: a fine-tuned checkpoint with pnet.*/rnet.*/onet.* keys (stages it lacks stay pretrained).
-    backend: "auto" runs the nets through OpenCV's DNN module on the CPU (when the `onnx` exporter is
-    installed), "torch" always through PyTorch; GPUs always use PyTorch.
     """
 
     def __init__(self, image_size=160, margin=0, min_face_size=20, thresholds=(0.6, 0.7, 0.7), factor=0.709,
-                 post_process=True, select_largest=True, keep_all=False, device=None, weights_path=None,
-                 backend="auto"):
+                 post_process=True, select_largest=True, keep_all=False, device=None, weights_path=None):
         super().__init__()
         self.image_size, self.margin = image_size, margin
         self.min_face_size, self.thresholds, self.factor = min_face_size, list(thresholds), factor
@@ -33,8 +29,10 @@ class MTCNN(torch.nn.Module):
         self.device = torch.device(device or "cpu")
         self.weights_path = weights_path
         self.pnet, self.rnet, self.onet = load_nets(weights_path, self.device)
-        self.backend = backend  # "auto": OpenCV's DNN module on the CPU when it can take the nets; "torch"
-        self._runners = None
+        if self.device.type == "cpu":
+            # oneDNN runs these thin layers 2-3x faster channels-last (max-pooling most of all).
+            for net in (self.pnet, self.rnet, self.onet):
+                net.to(memory_format=torch.channels_last)
 
     @property
     def settings(self):
@@ -57,7 +55,7 @@ class MTCNN(torch.nn.Module):
         "rnet" (fed to ONet), "onet" (final). For fine-tuning's hard-example mining."""
         frames, _ = _as_frames(img)
         with full_fp32():
-            _, after = detect_batch(self._nets, self._to_tensor(frames[:1]), self.min_face_size, self.thresholds,
+            _, after = detect_batch(self._nets, self._integral(frames[:1]), self.min_face_size, self.thresholds,
                                     self.factor, stages=True)
         return {k: torch.cat([c.boxes, c.scores[:, None]], 1).float().cpu().numpy() for k, c in after.items()}
 
@@ -83,28 +81,27 @@ class MTCNN(torch.nn.Module):
 
     @property
     def _nets(self):
-        """What the cascade calls: on the CPU, the nets through OpenCV's faster DNN module when it can
-        take them (the `onnx` package exports them), else the torch modules themselves."""
-        if self.device.type != "cpu" or self.backend == "torch" or not opencv_available():
-            return self.pnet.forward_raw, self.rnet, self.onet
-        if self._runners is None:
-            self._runners = (OpenCVNet(self.pnet, "forward_raw", (1, 3, 64, 64)), OpenCVNet(self.rnet, "forward",
-                             (1, 3, 24, 24)), OpenCVNet(self.onet, "forward", (1, 3, 48, 48)))
-        return self._runners
+        """What the cascade calls: PNet on 0..255 input, RNet, ONet, fed in the nets' memory format."""
+        fmt = torch.channels_last if self.device.type == "cpu" else torch.contiguous_format
+        return (lambda x: self.pnet.forward_raw(x.contiguous(memory_format=fmt)),
+                lambda x: self.rnet(x.contiguous(memory_format=fmt)),
+                lambda x: self.onet(x.contiguous(memory_format=fmt)))
 
-    def _to_tensor(self, frames):
-        """(B,H,W,3) uint8 -> (B,3,H,W) float on the device (uint8 crosses to the GPU: 4x fewer bytes)."""
-        batch = torch.from_numpy(frames if isinstance(frames, np.ndarray) else np.stack(frames))
-        if self.device.type == "cuda":
-            batch = batch.pin_memory().to(self.device, non_blocking=True)
-        return batch.permute(0, 3, 1, 2).float()
+    def _integral(self, frames):
+        """The cascade's input: the integral image of (B,H,W,3) uint8 frames, on the device (uint8 crosses
+        to the GPU: 4x fewer bytes than floats)."""
+        batch = frames if isinstance(frames, np.ndarray) else np.stack(frames)
+        if self.device.type == "cpu":
+            return integral_image(batch)
+        batch = torch.from_numpy(batch).pin_memory().to(self.device, non_blocking=True)
+        return integral_image(batch.permute(0, 3, 1, 2))
 
     def _detect_same_size(self, frames):
         h, w = frames[0].shape[:2]
         if min(h, w) < 12:
             return [_no_faces() for _ in frames]
         with full_fp32():
-            found = detect_batch(self._nets, self._to_tensor(frames), self.min_face_size, self.thresholds,
+            found = detect_batch(self._nets, self._integral(frames), self.min_face_size, self.thresholds,
                                  self.factor)
         boxes = found.boxes.float().cpu().numpy()
         probs = found.scores.float().cpu().numpy()

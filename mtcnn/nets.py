@@ -22,17 +22,16 @@ class PNet(nn.Module):
 
     def forward(self, x):
         """x: (B,3,H,W) standardised. Returns box regression (B,4,h,w) and face/non-face logits (B,2,h,w)."""
-        return self._trunk(self.conv1(x.contiguous()))
+        return self._trunk(self.conv1(x))
 
     def forward_raw(self, x):
         """The same on x in 0..255: the standardisation (x-127.5)/128 folded into conv1's weights,
         which saves a pass over every pyramid level."""
         w = self.conv1.weight * 0.0078125
         b = self.conv1.bias - 127.5 * w.sum(dim=(1, 2, 3))
-        return self._trunk(nn.functional.conv2d(x.contiguous(), w, b))
+        return self._trunk(nn.functional.conv2d(x, w, b))
 
     def _trunk(self, x):
-        # NCHW throughout: on CUDA, channels-last changed PNet's answers (the CPU runs it through OpenCV).
         x = self.pool1(self.prelu1(x))
         x = self.prelu2(self.conv2(x))
         x = self.prelu3(self.conv3(x))

@@ -95,15 +95,3 @@ def test_bad_checkpoints_and_images_name_the_file(tmp_path):
     with pytest.raises(UserError, match="broken.jpg"):
         load_image(broken)
 
-
-def test_torch_and_opencv_backends_agree(shared_dir, group_photo):
-    """The CPU runs the nets through OpenCV; the torch path (used on GPUs) must give the same faces."""
-    from tests.frames import read_frame
-
-    frame = read_frame(shared_dir, "footage/four_people_masking.mp4#100")
-    for img in (group_photo, frame):
-        b_cv, p_cv = MTCNN(keep_all=True, select_largest=False).detect(img)
-        b_t, p_t = MTCNN(keep_all=True, select_largest=False, backend="torch").detect(img)
-        assert len(b_cv) == len(b_t) > 0
-        np.testing.assert_allclose(b_t, b_cv, atol=0.05)
-        np.testing.assert_allclose(p_t, p_cv, atol=1e-4)
