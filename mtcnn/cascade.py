@@ -125,16 +125,21 @@ def clip_to_frame(boxes, width, height):
 def integral_image(frames):
     """Summed-area table (B,H+1,W+1,3) of frames holding whole numbers 0..255, given as (B,3,H,W) tensors or
     a (B,H,W,3) uint8 array: exact in int32 up to 8 megapixels (int64 beyond). OpenCV's on the CPU."""
-    if isinstance(frames, torch.Tensor) and frames.is_cuda:
-        b, ch, h, w = frames.shape
-        dtype = torch.int32 if h * w * 255 < 2 ** 31 else torch.int64
-        table = torch.zeros((b, h + 1, w + 1, ch), dtype=dtype, device=frames.device)
-        table[:, 1:, 1:] = frames.permute(0, 2, 3, 1).to(dtype).cumsum(1).cumsum(2)
-        return table
+    if isinstance(frames, torch.Tensor) and frames.device.type != "cpu":
+        return _integral_torch(frames)
     if isinstance(frames, torch.Tensor):
         frames = frames.permute(0, 2, 3, 1).to(torch.uint8).numpy()
     depth = cv2.CV_32S if frames.shape[1] * frames.shape[2] * 255 < 2 ** 31 else cv2.CV_64F
     return torch.from_numpy(np.stack([cv2.integral(np.ascontiguousarray(f), sdepth=depth) for f in frames]))
+
+
+def _integral_torch(frames):
+    """integral_image with tensor ops, for frames already on a GPU."""
+    b, ch, h, w = frames.shape
+    dtype = torch.int32 if h * w * 255 < 2 ** 31 else torch.int64
+    table = torch.zeros((b, h + 1, w + 1, ch), dtype=dtype, device=frames.device)
+    table[:, 1:, 1:] = frames.permute(0, 2, 3, 1).to(dtype).cumsum(1).cumsum(2)
+    return table
 
 
 def resize_area(integral, height, width):
@@ -168,7 +173,8 @@ def crop_resize_area(integral, image, x1, y1, x2, y2, size):
 
     total = at(rows1, cols1) - at(rows0, cols1) - at(rows1, cols0) + at(rows0, cols0)
     count = ((rows1 - rows0)[:, :, None] * (cols1 - cols0)[:, None, :])[..., None]
-    return (total.double() / count).float().permute(0, 3, 1, 2)  # a channels-last view
+    # Sums are whole numbers below 2^24 (bins of up to 65k pixels), so float32 divides them exactly rounded.
+    return (total.float() / count.float()).permute(0, 3, 1, 2)  # a channels-last view
 
 
 def _bins(lo, hi, steps, size):
