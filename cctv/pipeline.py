@@ -22,7 +22,6 @@ from .video import URL_SCHEMES, BackgroundWriter, VideoWriter, check_writable, c
 
 DEFAULT_DETECTOR = "models/detector.pt"
 ALERT_BANNER_S = 2.0  # the banner stays red this long after an alert
-M_MMAP_THRESHOLD = -3  # glibc mallopt parameter
 
 
 @dataclass
@@ -223,21 +222,39 @@ def default_output_path(cfg: JobConfig):
     return f"runs/cctv/{stem}.mp4"
 
 
-def bound_heap_growth():
-    """Keep memory flat over long runs. glibc's malloc raises its mmap threshold as big blocks are freed, after
-    which frames and tensors come from per-thread heaps that fragment and creep up for hours. A fixed
-    threshold (128 KiB) hands every big block back to the system when it is freed. (Measured by
-    benchmarks/bench_pipeline.py: clip vs clip looped 10x, +8.3% without, +2.3% with.)"""
+def limit_heap_growth():
+    """Keep memory flat over long runs. glibc's malloc raises its mmap threshold as big blocks are freed;
+    frame-sized buffers then come from per-thread heaps that fragment, and the peak creeps up (+23% on a
+    clip looped 10x). A fixed 4 MiB threshold sends whole frames and integral images straight to the
+    system and back, and a periodic malloc_trim returns the rest; a lower threshold (128 KiB) is flatter
+    still but page-faults every PNet feature map and halves the frame rate. (benchmarks/bench_pipeline.py)"""
+    if _LIBC is not None:
+        _LIBC.mallopt(M_MMAP_THRESHOLD, 4 << 20)
+
+
+def release_freed_memory():
+    if _LIBC is not None:
+        _LIBC.malloc_trim(0)
+
+
+def _glibc():
     if not sys.platform.startswith("linux"):
-        return
+        return None
     try:
-        ctypes.CDLL("libc.so.6").mallopt(M_MMAP_THRESHOLD, 128 * 1024)
-    except (OSError, AttributeError):  # not glibc (musl, ...): nothing to tune
-        pass
+        libc = ctypes.CDLL("libc.so.6")
+        libc.malloc_trim  # noqa: B018 - raises AttributeError where malloc is not glibc's (musl, ...)
+        return libc
+    except (OSError, AttributeError):
+        return None
+
+
+M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter number
+_LIBC = _glibc()
+TRIM_EVERY_BATCHES = 8
 
 
 def run_job(cfg: JobConfig) -> JobSummary:
-    bound_heap_growth()
+    limit_heap_growth()
     if not cfg.output_path:
         cfg.output_path = default_output_path(cfg)
     validate(cfg)
@@ -270,7 +287,9 @@ def _watch(cfg, pipeline, source, warn):
     progress = tqdm(total=total, unit="frame", desc=info.stem, disable=cfg.quiet, dynamic_ncols=True)
     failed = True  # until the loop ends normally
     try:
-        for batch in _batches(frames, cfg.batch_size):
+        for n, batch in enumerate(_batches(frames, cfg.batch_size)):
+            if n % TRIM_EVERY_BATCHES == 0:
+                release_freed_memory()
             for frame, faces in zip(batch, pipeline(batch)):
                 job.handle(frame, faces)
             progress.update(len(batch))

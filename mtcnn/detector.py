@@ -43,7 +43,10 @@ class MTCNN(torch.nn.Module):
     @torch.inference_mode()
     def detect(self, img, landmarks=False):
         frames, batched = _as_frames(img)
-        results = [r for group in _same_size_batches(frames) for r in self._detect_same_size(group)]
+        if self.device.type == "cpu":  # batching buys nothing on a CPU and costs cache: one frame at a time
+            results = [self._detect_same_size(frames[i:i + 1])[0] for i in range(len(frames))]
+        else:
+            results = [r for group in _same_size_batches(frames) for r in self._detect_same_size(group)]
         boxes, probs, points = (list(x) for x in zip(*results)) if results else ([], [], [])
         if not batched:
             boxes, probs, points = boxes[0], probs[0], points[0]
