@@ -130,7 +130,8 @@ def integral_image(frames):
     if isinstance(frames, torch.Tensor):
         frames = frames.permute(0, 2, 3, 1).to(torch.uint8).numpy()
     depth = cv2.CV_32S if frames.shape[1] * frames.shape[2] * 255 < 2 ** 31 else cv2.CV_64F
-    return torch.from_numpy(np.stack([cv2.integral(np.ascontiguousarray(f), sdepth=depth) for f in frames]))
+    tables = [cv2.integral(np.ascontiguousarray(f), sdepth=depth) for f in frames]
+    return torch.from_numpy(tables[0][None] if len(tables) == 1 else np.stack(tables))  # no copy for one frame
 
 
 def _integral_torch(frames):
