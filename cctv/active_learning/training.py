@@ -2,7 +2,6 @@
 then both candidates and the current models scored on the same fixed evaluation set."""
 import math
 import os
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -185,10 +184,3 @@ def decide(current: dict, candidate: dict, tolerance=0.0):
 
 def _fmt(x):
     return "-" if x is None else f"{100 * x:.1f}"
-
-
-def copy_file(src, dst):
-    from ..atomic import atomic_path
-
-    with atomic_path(dst) as tmp:
-        shutil.copyfile(src, tmp)

@@ -85,9 +85,6 @@ class LabelSet:
     def __exit__(self, *exc):
         self.close()
 
-    def class_counts(self) -> Counter:
-        return Counter(c for item in self.items for c in item.classes)
-
 
 class BadLabel(ValueError):
     """One label file can't be used; the load skips it under this reason."""
