@@ -93,7 +93,10 @@ class MTCNN(torch.nn.Module):
     def _integral(self, frames):
         """The cascade's input: the integral image of (B,H,W,3) uint8 frames, on the device (uint8 crosses
         to the GPU: 4x fewer bytes than floats)."""
-        batch = frames if isinstance(frames, np.ndarray) else np.stack(frames)
+        if not isinstance(frames, np.ndarray):
+            batch = frames[0][None] if len(frames) == 1 else np.stack(frames)  # one frame: a view, no copy
+        else:
+            batch = frames
         if self.device.type == "cpu":
             return integral_image(batch)
         batch = torch.from_numpy(batch).pin_memory().to(self.device, non_blocking=True)
