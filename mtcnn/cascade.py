@@ -147,18 +147,19 @@ def resize_area(integral, height, width):
     """Whole frames resized to height x width with area averaging: the bins of F.interpolate(mode='area'),
     read off the integral image with a few row and column gathers (2-3x faster than resampling every
     level from the full frame). (B,3,height,width) float, a channels-last view."""
-    h, w = integral.shape[1] - 1, integral.shape[2] - 1
-    rows0, rows1 = _bins(_scalar(0, integral), _scalar(h, integral), torch.arange(height, device=integral.device), height)
-    cols0, cols1 = _bins(_scalar(0, integral), _scalar(w, integral), torch.arange(width, device=integral.device), width)
-    rows0, rows1, cols0, cols1 = rows0[0], rows1[0], cols0[0], cols1[0]
+    rows0, rows1 = _whole_bins(integral.shape[1] - 1, height, integral.device)
+    cols0, cols1 = _whole_bins(integral.shape[2] - 1, width, integral.device)
     strip = integral[:, rows1] - integral[:, rows0]
     total = (strip[:, :, cols1] - strip[:, :, cols0]).float()  # exact: bins hold far fewer than 2^24 / 255 px
     count = ((rows1 - rows0)[:, None] * (cols1 - cols0)[None, :]).float()[None, :, :, None]
     return (total / count).permute(0, 3, 1, 2)
 
 
-def _scalar(value, like):
-    return torch.full((1,), value, dtype=torch.long, device=like.device)
+def _whole_bins(length, size, device):
+    """Area-resampling bins of 0..length into `size` parts: (start, end) index tensors of shape (size,)."""
+    start = torch.zeros(1, dtype=torch.long, device=device)
+    first, last = _bins(start, start + length, torch.arange(size, device=device), size)
+    return first[0], last[0]
 
 
 def crop_resize_area(integral, image, x1, y1, x2, y2, size):
