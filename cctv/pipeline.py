@@ -222,17 +222,11 @@ def default_output_path(cfg: JobConfig):
     return f"runs/cctv/{stem}.mp4"
 
 
-def limit_heap_growth():
-    """Keep memory flat over long runs. glibc's malloc raises its mmap threshold as big blocks are freed;
-    frame-sized buffers then come from per-thread heaps that fragment, and the peak creeps up (+23% on a
-    clip looped 10x). A fixed 4 MiB threshold sends whole frames and integral images straight to the
-    system and back, and a periodic malloc_trim returns the rest; a lower threshold (128 KiB) is flatter
-    still but page-faults every PNet feature map and halves the frame rate. (benchmarks/bench_pipeline.py)"""
-    if _LIBC is not None:
-        _LIBC.mallopt(M_MMAP_THRESHOLD, 4 << 20)
-
-
 def release_freed_memory():
+    """Hand memory freed by past batches back to the system (glibc's malloc keeps it otherwise), so that
+    the footprint stays flat over hours of footage. Cheap every few batches. (An earlier fixed mmap
+    threshold did the same at half the frame rate: every big buffer then page-faulted; since PNet runs in
+    bands of rows and RNet/ONet in chunks, no per-frame buffer is big. benchmarks/bench_pipeline.py)"""
     if _LIBC is not None:
         _LIBC.malloc_trim(0)
 
@@ -248,13 +242,11 @@ def _glibc():
         return None
 
 
-M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter number
 _LIBC = _glibc()
 TRIM_EVERY_BATCHES = 8
 
 
 def run_job(cfg: JobConfig) -> JobSummary:
-    limit_heap_growth()
     if not cfg.output_path:
         cfg.output_path = default_output_path(cfg)
     validate(cfg)
@@ -264,7 +256,7 @@ def run_job(cfg: JobConfig) -> JobSummary:
         import torch
 
         torch.set_num_threads(cfg.threads)
-        cv2.setNumThreads(cfg.threads)  # MTCNN's nets run through OpenCV's DNN module on the CPU
+        cv2.setNumThreads(cfg.threads)
     source = None if cfg.demo else open_source(cfg.footage_path, cfg.reconnect_attempts, cfg.reconnect_delay, warn)
     try:
         pipeline = MaskPipeline.load(cfg.detector_model_path, cfg.mtcnn_model_path, cfg.device, cfg.thresholds,

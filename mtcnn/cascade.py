@@ -1,5 +1,6 @@
 """The MTCNN cascade (PNet -> RNet -> ONet) on a batch of same-size frames, as tensor operations that run
 on the CPU or a GPU alike. Each stage keeps facenet-pytorch's arithmetic, so the answers match it."""
+import functools
 import math
 from dataclasses import dataclass
 
@@ -145,8 +146,16 @@ def _integral_torch(frames):
 
 def resize_area(integral, height, width):
     """Whole frames resized to height x width with area averaging: the bins of F.interpolate(mode='area'),
-    read off the integral image with a few row and column gathers (2-3x faster than resampling every
-    level from the full frame). (B,3,height,width) float, a channels-last view."""
+    read off the integral image (2-3x faster than resampling every level from the full frame).
+    (B,3,height,width) float, a channels-last view."""
+    if integral.device.type != "cpu":
+        return _resize_area_torch(integral, height, width)
+    levels = [_resize_area_numpy(table, height, width) for table in integral.numpy()]
+    return torch.from_numpy(levels[0][None] if len(levels) == 1 else np.stack(levels)).permute(0, 3, 1, 2)
+
+
+def _resize_area_torch(integral, height, width):
+    """resize_area with tensor ops, for a GPU."""
     rows0, rows1 = _whole_bins(integral.shape[1] - 1, height, integral.device)
     cols0, cols1 = _whole_bins(integral.shape[2] - 1, width, integral.device)
     strip = integral[:, rows1] - integral[:, rows0]
@@ -162,21 +171,53 @@ def _whole_bins(length, size, device):
     return first[0], last[0]
 
 
+_ROWS_PER_BLOCK = 64  # output rows at a time: the integral rows they read stay in the CPU's cache (2x faster)
+
+
+def _resize_area_numpy(table, height, width):
+    """resize_area of one frame's (H+1,W+1,3) integral array on the CPU: (height,width,3) float32."""
+    rows0, rows1, cols0, cols1, count = _area_plan(table.shape[0] - 1, table.shape[1] - 1, height, width)
+    out = np.empty((height, width, 3), np.float32)
+    for first in range(0, height, _ROWS_PER_BLOCK):
+        block = slice(first, first + _ROWS_PER_BLOCK)
+        strip = table[rows1[block]]
+        strip -= table[rows0[block]]
+        total = np.take(strip, cols1, axis=1)
+        total -= np.take(strip, cols0, axis=1)
+        part = out[block]
+        part[...] = total  # exact in float32: bins hold far fewer than 2^24 / 255 pixels
+        part /= count[block]
+    return out
+
+
+@functools.lru_cache(maxsize=64)
+def _area_plan(in_height, in_width, height, width):
+    """Bins (numpy index arrays) and pixel counts (height,width,1) of an area resize; pyramids repeat."""
+    rows0, rows1 = (b.numpy() for b in _whole_bins(in_height, height, "cpu"))
+    cols0, cols1 = (b.numpy() for b in _whole_bins(in_width, width, "cpu"))
+    count = np.outer(rows1 - rows0, cols1 - cols0).astype(np.float32)[:, :, None]
+    return rows0, rows1, cols0, cols1, count
+
+
 def crop_resize_area(integral, image, x1, y1, x2, y2, size):
     """Crops [y1:y2, x1:x2] of frames[image] resized to size x size with area averaging (the same bins as
     F.interpolate(mode='area')), all at once from the frames' integral image: (N,3,size,size) float."""
     steps = torch.arange(size, device=integral.device)
     rows0, rows1 = _bins(y1, y2, steps, size)
     cols0, cols1 = _bins(x1, x2, steps, size)
-    img = image[:, None, None]
+    table_height, table_width = integral.shape[1:3]
+    pixels = integral.reshape(-1, integral.shape[3])
+    first_row = image[:, None] * table_height
 
-    def at(r, c):
-        return integral[img, r[:, :, None], c[:, None, :]]  # (N,size,size,3)
+    def at(rows, cols):  # (N*size*size, 3): one gather of whole pixels, 2x faster than indexing 3 dims
+        flat = ((first_row + rows) * table_width)[:, :, None] + cols[:, None, :]
+        return pixels.index_select(0, flat.view(-1))
 
     total = at(rows1, cols1) - at(rows0, cols1) - at(rows1, cols0) + at(rows0, cols0)
-    count = ((rows1 - rows0)[:, :, None] * (cols1 - cols0)[:, None, :])[..., None]
+    count = ((rows1 - rows0)[:, :, None] * (cols1 - cols0)[:, None, :]).view(-1, 1)
     # Sums are whole numbers below 2^24 (bins of up to 65k pixels), so float32 divides them exactly rounded.
-    return (total.float() / count.float()).permute(0, 3, 1, 2)  # a channels-last view
+    crops = total.float() / count.float()
+    return crops.view(len(image), size, size, -1).permute(0, 3, 1, 2)  # a channels-last view
 
 
 def _bins(lo, hi, steps, size):

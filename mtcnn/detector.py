@@ -7,7 +7,7 @@ from PIL import Image
 
 from .cascade import detect_batch, integral_image
 from .crops import crop_faces
-from .nets import load_nets
+from .nets import in_chunks, load_nets
 
 
 class MTCNN(torch.nn.Module):
@@ -87,8 +87,8 @@ class MTCNN(torch.nn.Module):
         """What the cascade calls: PNet on 0..255 input, RNet, ONet, fed in the nets' memory format."""
         fmt = torch.channels_last if self.device.type == "cpu" else torch.contiguous_format
         return (lambda x: self.pnet.forward_raw(x.contiguous(memory_format=fmt)),
-                lambda x: self.rnet(x.contiguous(memory_format=fmt)),
-                lambda x: self.onet(x.contiguous(memory_format=fmt)))
+                lambda x: in_chunks(self.rnet, x.contiguous(memory_format=fmt)),
+                lambda x: in_chunks(self.onet, x.contiguous(memory_format=fmt)))
 
     def _integral(self, frames):
         """The cascade's input: the integral image of (B,H,W,3) uint8 frames, on the device (uint8 crosses

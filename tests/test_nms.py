@@ -45,15 +45,16 @@ def test_kept_boxes_do_not_overlap_beyond_threshold():
 
 
 def test_gpu_integral_image_and_area_resize_match_the_cpu_ones():
-    """The GPU builds the integral image with tensor ops, the CPU with OpenCV: same table; and the pyramid
-    levels read off it equal F.interpolate(mode='area') to float rounding."""
+    """The GPU builds the integral image and the pyramid levels with tensor ops, the CPU with OpenCV and
+    numpy: same table, same levels; and the levels equal F.interpolate(mode='area') to float rounding."""
     import torch.nn.functional as F
 
-    from mtcnn.cascade import _integral_torch, integral_image, resize_area
+    from mtcnn.cascade import _integral_torch, _resize_area_torch, integral_image, resize_area
 
     frames = torch.randint(0, 256, (2, 3, 53, 71)).float()
     table = integral_image(frames)
     assert torch.equal(_integral_torch(frames).long(), table.long())
     for size in [(37, 50), (12, 17), (53, 71)]:
-        torch.testing.assert_close(resize_area(table, *size), F.interpolate(frames, size=size, mode="area"),
-                                   atol=1e-4, rtol=0)
+        expected = F.interpolate(frames, size=size, mode="area")
+        torch.testing.assert_close(resize_area(table, *size), expected, atol=1e-4, rtol=0)
+        assert torch.equal(_resize_area_torch(table, *size), resize_area(table, *size))
