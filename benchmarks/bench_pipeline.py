@@ -47,6 +47,8 @@ def parse_opt():
     p.add_argument("--detector_model_path", default=str(ROOT / "models" / "detector.pt"))
     p.add_argument("--facenet_python", default=str(ROOT / ".venv-facenet" / "bin" / "python"),
                    help="python of the side environment with facenet-pytorch (`make bench-env`)")
+    p.add_argument("--rounds", type=int, default=2,
+                   help="ours then facenet-pytorch, this many times; each keeps its best (a shared machine drifts)")
     p.add_argument("--memory_frames", type=int, default=50, help="frames in the memory test's base clip")
     p.add_argument("--skip_memory", action="store_true")
     return p.parse_args()
@@ -136,13 +138,18 @@ def main():
         clip_path = tmp / "bench_clip.mp4"
         frames = np.stack(cut_clip(opt.clip, clip_path, opt.frames))
         n, h, w = frames.shape[:3]
-        ours, summary = time_ours(clip_path, model, opt.threads, opt.batch_size, tmp)
-        ours_detect = time_our_detect(frames, opt.threads, opt.batch_size)
-        theirs, how = time_facenet(frames, opt.threads, opt.facenet_python, tmp)
+        ours = ours_detect = theirs = 0.0
+        for _ in range(opt.rounds):
+            fps, summary = time_ours(clip_path, model, opt.threads, opt.batch_size, tmp)
+            ours = max(ours, fps)
+            ours_detect = max(ours_detect, time_our_detect(frames, opt.threads, opt.batch_size))
+            fps, how = time_facenet(frames, opt.threads, opt.facenet_python, tmp)
+            theirs = max(theirs, fps or 0.0)
+        theirs = theirs or None  # facenet-pytorch could not run: the recorded figure is the reference
         recorded = RECORDED_FACENET_FPS.get((w, h))
         reference = theirs if theirs else recorded
         print(f"\nEnd-to-end main job vs facenet-pytorch detect-only: {Path(opt.clip).name}, first {n} frames, "
-              f"{w}x{h}, {opt.threads} threads, batch {opt.batch_size}, {os.cpu_count()} CPUs")
+              f"{w}x{h}, {opt.threads} threads, batch {opt.batch_size}, {os.cpu_count()} CPUs, best of {opt.rounds} rounds")
         rows = [
             ("ours end-to-end (decode+detect+classify+draw+encode)", f"{ours:.1f}"),
             ("ours detect only (MTCNN)", f"{ours_detect:.1f}"),

@@ -312,9 +312,11 @@ class _Job:
         self.display = Display(warn) if cfg.display else None
         self.summary = JobSummary(info.name, Path(cfg.output_path), events_path(cfg.output_path))
         self.events = EventLog(self.summary.events)
+        # On the CPU one encoder thread keeps up with detection; more would preempt the detector's threads.
         self.writer = BackgroundWriter(VideoWriter(cfg.output_path, info.width, info.height, info.fps,
                                                    alert_audio=speech[0] if speech else None,
-                                                   sample_rate=speech[1] if speech else 22050))
+                                                   sample_rate=speech[1] if speech else 22050,
+                                                   threads=1 if cfg.device == "cpu" else 0))
         self.alert_until = float("-inf")
         self.start = time.perf_counter()
 
