@@ -176,7 +176,8 @@ _ROWS_PER_BLOCK = 64  # output rows at a time: the integral rows they read stay 
 
 def _resize_area_numpy(table, height, width):
     """resize_area of one frame's (H+1,W+1,3) integral array on the CPU: (height,width,3) float32."""
-    rows0, rows1, cols0, cols1, count = _area_plan(table.shape[0] - 1, table.shape[1] - 1, height, width)
+    rows0, rows1, cols0, cols1 = _area_bins(table.shape[0] - 1, table.shape[1] - 1, height, width)
+    row_counts, col_counts = (rows1 - rows0).astype(np.float32), (cols1 - cols0).astype(np.float32)
     out = np.empty((height, width, 3), np.float32)
     for first in range(0, height, _ROWS_PER_BLOCK):
         block = slice(first, first + _ROWS_PER_BLOCK)
@@ -186,17 +187,16 @@ def _resize_area_numpy(table, height, width):
         total -= np.take(strip, cols0, axis=1)
         part = out[block]
         part[...] = total  # exact in float32: bins hold far fewer than 2^24 / 255 pixels
-        part /= count[block]
+        part /= np.outer(row_counts[block], col_counts)[:, :, None]
     return out
 
 
 @functools.lru_cache(maxsize=64)
-def _area_plan(in_height, in_width, height, width):
-    """Bins (numpy index arrays) and pixel counts (height,width,1) of an area resize; pyramids repeat."""
+def _area_bins(in_height, in_width, height, width):
+    """The row and column bins of an area resize as numpy index arrays (a video repeats its pyramid)."""
     rows0, rows1 = (b.numpy() for b in _whole_bins(in_height, height, "cpu"))
     cols0, cols1 = (b.numpy() for b in _whole_bins(in_width, width, "cpu"))
-    count = np.outer(rows1 - rows0, cols1 - cols0).astype(np.float32)[:, :, None]
-    return rows0, rows1, cols0, cols1, count
+    return rows0, rows1, cols0, cols1
 
 
 def crop_resize_area(integral, image, x1, y1, x2, y2, size):
