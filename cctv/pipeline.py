@@ -116,7 +116,7 @@ class JobConfig:
     output_path: str | None = None
     mtcnn_model_path: str | None = None
     device: str = "cpu"
-    batch_size: int = 4
+    batch_size: int | None = None  # None: 4 on the CPU (batching buys nothing there), 32 on a GPU
     threads: int = 0
     thresholds: list | None = None
     min_face_size: int | None = None
@@ -186,6 +186,8 @@ def validate(cfg: JobConfig):
         raise UserError("--demo and --footage_path: give one or the other")
     if not cfg.demo and not cfg.footage_path:
         raise UserError("no input: give --footage_path (file, folder, camera index or URL) or --demo")
+    if cfg.batch_size is None:
+        cfg.batch_size = 4 if str(cfg.device or "cpu").startswith("cpu") else 32
     if cfg.batch_size < 1 or cfg.min_faces < 1 or cfg.alert_frames < 1:
         raise UserError("--batch_size, --min_faces and --alert_frames must be 1 or more")
     if not 0 < cfg.alert_threshold <= 1:

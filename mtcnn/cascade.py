@@ -76,6 +76,9 @@ def _pnet_boxes(reg, logits, scale, threshold):
     image, yy, xx, probs = image[keep], yy[keep], xx[keep], probs[keep]
     # Boxes carry their 4 regression offsets in columns 4..7 until the cross-scale NMS is done.
     cell = torch.stack([xx, yy], dim=1).to(reg.dtype)
+    # A tensor divisor, not a Python float: CUDA multiplies by a scalar's reciprocal instead of dividing,
+    # and floor() turns that last-bit difference into a pixel (1 box in 10 moved on a GPU).
+    scale = torch.full((), scale, dtype=reg.dtype, device=reg.device)
     top_left = ((PNET_STRIDE * cell + 1) / scale).floor()
     bottom_right = ((PNET_STRIDE * cell + PNET_CELL) / scale).floor()
     offsets = reg[image, :, yy, xx]

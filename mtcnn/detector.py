@@ -125,19 +125,21 @@ class MTCNN(torch.nn.Module):
 
 @contextmanager
 def full_fp32():
-    """IEEE fp32 (no TF32) in convolutions and matrix products on a GPU, so that it gives the CPU's answers:
-    cuDNN convolutions default to TF32, through `cudnn.conv.fp32_precision` in current torch."""
-    knobs = [(torch.backends.cudnn, "allow_tf32", False), (torch.backends.cuda.matmul, "allow_tf32", False)]
-    for owner in (getattr(torch.backends.cudnn, "conv", None), torch.backends.cuda.matmul):
-        if owner is not None and hasattr(owner, "fp32_precision"):
-            knobs.append((owner, "fp32_precision", "ieee"))
+    """IEEE fp32 (no TF32) in convolutions and matrix products on a GPU, so that it gives the CPU's answers
+    (cuDNN convolutions default to TF32). Through current torch's precision settings, else the legacy
+    flags: not both, torch objects to a mix of the two."""
+    conv = getattr(torch.backends.cudnn, "conv", None)
+    if conv is not None and hasattr(conv, "fp32_precision"):
+        knobs = [(conv, "fp32_precision", "ieee"), (torch.backends.cuda.matmul, "fp32_precision", "ieee")]
+    else:
+        knobs = [(torch.backends.cudnn, "allow_tf32", False), (torch.backends.cuda.matmul, "allow_tf32", False)]
     saved = [(owner, name, getattr(owner, name)) for owner, name, _ in knobs]
     for owner, name, value in knobs:
         setattr(owner, name, value)
     try:
         yield
     finally:
-        for owner, name, value in reversed(saved):
+        for owner, name, value in saved:
             setattr(owner, name, value)
 
 

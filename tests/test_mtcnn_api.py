@@ -40,6 +40,21 @@ def test_pil_array_and_batch_inputs_agree(mtcnn, group_photo):
     np.testing.assert_allclose(b_list[0], b_arr, atol=1e-2)
 
 
+def test_detect_runs_in_ieee_fp32_and_leaves_the_callers_precision_alone(mtcnn, group_photo, monkeypatch):
+    """TF32 on a GPU moves 1 box in 10 (parity 0.89): detect() forces IEEE fp32, then restores the caller's."""
+    from mtcnn import detector
+
+    conv, matmul = torch.backends.cudnn.conv, torch.backends.cuda.matmul
+    before = (conv.fp32_precision, matmul.fp32_precision)
+    seen = []
+    real = detector.detect_batch
+    monkeypatch.setattr(detector, "detect_batch",
+                        lambda *a, **k: seen.append((conv.fp32_precision, matmul.fp32_precision)) or real(*a, **k))
+    boxes, _ = mtcnn.detect(group_photo)
+    assert len(boxes) == 6 and seen == [("ieee", "ieee")]
+    assert (conv.fp32_precision, matmul.fp32_precision) == before
+
+
 def test_no_face_gives_empty_arrays_never_none(mtcnn):
     blank = np.full((120, 160, 3), 128, np.uint8)
     boxes, probs, points = mtcnn.detect(blank, landmarks=True)

@@ -42,3 +42,19 @@ def test_batched_tensor_path_finds_what_the_cpu_path_finds(shared_dir, device_pa
         assert len(boxes) >= 6 and mine.sum() == len(boxes)  # the six faces (the mirror finds one more)
         np.testing.assert_allclose(found.boxes[mine].numpy()[order], boxes, atol=1e-2)
         np.testing.assert_allclose(found.scores[mine].numpy()[order], probs, atol=1e-5)
+
+
+def test_pnet_box_corners_divide_by_the_scale_as_the_reference_does():
+    """facenet-pytorch divides cell corners by the scale in float32 and floors. Multiplying by the reciprocal
+    (what CUDA does with a Python float divisor) moves corners by a pixel: 1 box in 10 differed on a GPU."""
+    scale, height, width = 0.6, 40, 60  # the first pyramid scale at min_face_size 20
+    logits = torch.zeros((1, 2, height, width))
+    logits[:, 1] = 5.0  # every cell a candidate
+    found = cascade._pnet_boxes(torch.zeros((1, 4, height, width)), logits, scale, 0.6)
+    yy, xx = np.divmod(np.arange(height * width), width)
+    cells = np.stack([xx, yy], 1).astype(np.float32)
+    divided = np.floor((2 * cells + 1) / np.float32(scale))
+    by_reciprocal = np.floor((2 * cells + 1) * np.float32(1 / scale))
+    assert (divided != by_reciprocal).any()  # the two really differ at this scale
+    np.testing.assert_array_equal(found.boxes[:, 0:2].numpy(), divided)
+    np.testing.assert_array_equal(found.boxes[:, 2:4].numpy(), np.floor((2 * cells + 12) / np.float32(scale)))
