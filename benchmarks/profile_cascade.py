@@ -1,0 +1,95 @@
+"""Where a batch's time goes in our MTCNN cascade: upload and integral image, PNet stage (pyramid, PNet,
+candidates, NMS), RNet, ONet; in IEEE fp32 (what detect() runs) and, on a GPU, also with TF32 for comparison.
+
+    python benchmarks/profile_cascade.py --device cuda --batch 32
+"""
+import argparse
+import sys
+import time
+from contextlib import nullcontext
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from benchmarks.bench_mtcnn import CLIPS, sample_frames  # noqa: E402
+from mtcnn import MTCNN  # noqa: E402
+from mtcnn import cascade  # noqa: E402
+from mtcnn.detector import full_fp32  # noqa: E402
+from mtcnn.nms import batched_nms  # noqa: E402
+
+
+def parse_opt():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--shared_dir", default=str(ROOT.parent / "shared"))
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--batch", type=int, default=None, help="frames per batch (default 1 on cpu, 32 on cuda)")
+    ap.add_argument("--repeats", type=int, default=5, help="timed passes; each stage keeps its best")
+    ap.add_argument("--threads", type=int, default=2)
+    return ap.parse_args()
+
+
+def time_stages(mtcnn, frames, repeats):
+    """Best seconds per stage over `repeats` passes, and the candidates left after each stage."""
+    pnet, rnet, onet = mtcnn._nets
+    sync = torch.cuda.synchronize if mtcnn.device.type == "cuda" else (lambda: None)
+    best, counts = {}, {}
+    for _ in range(repeats):
+        times = {}
+        sync()
+        start = time.perf_counter()
+
+        def lap(name, found):
+            nonlocal start
+            sync()
+            now = time.perf_counter()
+            times[name], start = now - start, now
+            counts[name] = len(found) if found is not None else len(frames)
+
+        integral = mtcnn._integral(frames)
+        lap("upload+integral", None)
+        c = cascade.pnet_stage(pnet, integral, mtcnn.min_face_size, mtcnn.factor, mtcnn.thresholds[0])
+        lap("pnet stage", c)
+        c, reg, _ = cascade.refine_stage(rnet, integral, c, 24, mtcnn.thresholds[1])
+        pick = batched_nms(c.boxes, c.scores, c.image, 0.7)
+        c = cascade.Candidates(cascade.square(cascade.regress(c.boxes[pick], reg[pick])), c.scores[pick],
+                               c.image[pick])
+        lap("rnet", c)
+        c, reg, raw = cascade.refine_stage(onet, integral, c, 48, mtcnn.thresholds[2])
+        c = c.take(batched_nms(cascade.regress(c.boxes, reg), c.scores, c.image, 0.7, mode="min"))
+        lap("onet", c)
+        best = {k: min(best.get(k, float("inf")), v) for k, v in times.items()}
+    return best, counts
+
+
+def tf32():
+    torch.backends.cudnn.conv.fp32_precision = "tf32"
+    torch.backends.cuda.matmul.fp32_precision = "tf32"
+    return nullcontext()
+
+
+def run(shared_dir, device="cpu", batch=None, repeats=5, threads=2):
+    torch.set_num_threads(threads)
+    batch = batch or (1 if device == "cpu" else 32)
+    mtcnn = MTCNN(keep_all=True, device=device)
+    modes = [("ieee fp32", full_fp32)] + ([("tf32", tf32)] if device.startswith("cuda") else [])
+    print(f"\nMTCNN cascade by stage, device={device}, batch={batch}, torch {torch.__version__}, best of {repeats}")
+    print("| clip | precision | upload+integral ms | pnet stage ms | rnet ms | onet ms | total ms | frames/s | "
+          "candidates pnet / rnet / final |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for clip in CLIPS:
+        frames = sample_frames(Path(shared_dir) / "data" / "footage" / clip, batch)
+        for name, precision in modes:
+            with torch.inference_mode(), precision():
+                time_stages(mtcnn, frames, 1)  # warm-up
+                best, counts = time_stages(mtcnn, frames, repeats)
+            total = sum(best.values())
+            ms = " | ".join(f"{v * 1e3:.1f}" for v in best.values())
+            print(f"| {clip} x{len(frames)} | {name} | {ms} | {total * 1e3:.1f} | {len(frames) / total:.0f} | "
+                  f"{counts['pnet stage']} / {counts['rnet']} / {counts['onet']} |")
+
+
+if __name__ == "__main__":
+    run(**vars(parse_opt()))
