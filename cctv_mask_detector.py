@@ -41,7 +41,8 @@ def parse_opt(argv=None):
                    help="fine-tuned MTCNN checkpoint (default: the current version's when --detector_model_path "
                         "is not given, else pretrained weights)")
     m.add_argument("--device", default=D.device, help="cpu, cuda, cuda:0, ...")
-    m.add_argument("--batch_size", type=int, default=D.batch_size, help="frames per detection batch (default 4 on cpu, 32 on cuda)")
+    m.add_argument("--batch_size", type=int, default=D.batch_size,
+                   help="frames per detection batch (default 4 on cpu, 32 on cuda)")
     m.add_argument("--threads", type=int, default=D.threads, help="torch CPU threads (0: torch's default)")
     m.add_argument("--thresholds", type=float, nargs=3, default=D.thresholds, metavar=("PNET", "RNET", "ONET"),
                    help="MTCNN thresholds (default: those the classifier was trained with)")

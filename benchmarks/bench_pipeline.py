@@ -25,6 +25,8 @@ ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("CCTV_SHARED_DIR", ROOT.parent / "shared"))
 sys.path.insert(0, str(ROOT))
 
+from cctv.pipeline import default_batch_size  # noqa: E402
+
 RECORDED_FACENET_FPS = {(480, 270): 30.0, (960, 506): 9.0, (1920, 1080): 3.1}  # shared/README.md, 2 cores
 TARGET_RATIO = 1.5
 
@@ -154,7 +156,7 @@ def main():
     if not Path(opt.clip).is_file():
         raise SystemExit(f"{opt.clip} not found: the footage lives in ../shared beside the repo")
     model = opt.detector_model_path
-    batch = opt.batch_size or (4 if opt.device == "cpu" else 32)
+    batch = opt.batch_size or default_batch_size(opt.device)
     if not Path(model).is_file():
         raise SystemExit(f"{model} not found: train it with train_mask_detector.py")
     with tempfile.TemporaryDirectory() as tmp:

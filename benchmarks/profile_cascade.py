@@ -6,7 +6,7 @@ candidates, NMS), RNet, ONet; in IEEE fp32 (what detect() runs) and, on a GPU, a
 import argparse
 import sys
 import time
-from contextlib import nullcontext
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -64,10 +64,18 @@ def time_stages(mtcnn, frames, repeats):
     return best, counts
 
 
+@contextmanager
 def tf32():
-    torch.backends.cudnn.conv.fp32_precision = "tf32"
-    torch.backends.cuda.matmul.fp32_precision = "tf32"
-    return nullcontext()
+    """cuDNN's and cuBLAS's TF32 (not what detect() runs), for comparison."""
+    knobs = [torch.backends.cudnn.conv, torch.backends.cuda.matmul]
+    saved = [k.fp32_precision for k in knobs]
+    for k in knobs:
+        k.fp32_precision = "tf32"
+    try:
+        yield
+    finally:
+        for k, value in zip(knobs, saved):
+            k.fp32_precision = value
 
 
 def run(shared_dir, device="cpu", batch=None, repeats=5, threads=2):

@@ -116,7 +116,7 @@ class JobConfig:
     output_path: str | None = None
     mtcnn_model_path: str | None = None
     device: str = "cpu"
-    batch_size: int | None = None  # None: 4 on the CPU (batching buys nothing there), 32 on a GPU
+    batch_size: int | None = None  # None: default_batch_size(device)
     threads: int = 0
     thresholds: list | None = None
     min_face_size: int | None = None
@@ -180,15 +180,18 @@ def events_path(output_path):
     return Path(f"{output_path}.events.jsonl")
 
 
+def default_batch_size(device):
+    """Frames per detection batch: 4 on the CPU (batching buys nothing there), 32 on a GPU."""
+    return 4 if str(device or "cpu").startswith("cpu") else 32
+
+
 def validate(cfg: JobConfig):
     """Flag and path checks that need no work: raise UserError before anything runs."""
     if cfg.demo and cfg.footage_path:
         raise UserError("--demo and --footage_path: give one or the other")
     if not cfg.demo and not cfg.footage_path:
         raise UserError("no input: give --footage_path (file, folder, camera index or URL) or --demo")
-    if cfg.batch_size is None:
-        cfg.batch_size = 4 if str(cfg.device or "cpu").startswith("cpu") else 32
-    if cfg.batch_size < 1 or cfg.min_faces < 1 or cfg.alert_frames < 1:
+    if (cfg.batch_size is not None and cfg.batch_size < 1) or cfg.min_faces < 1 or cfg.alert_frames < 1:
         raise UserError("--batch_size, --min_faces and --alert_frames must be 1 or more")
     if not 0 < cfg.alert_threshold <= 1:
         raise UserError(f"--alert_threshold must be in (0, 1], got {cfg.alert_threshold}")
@@ -276,12 +279,13 @@ def run_job(cfg: JobConfig) -> JobSummary:
 def _watch(cfg, pipeline, source, warn):
     info = source.info
     total = min(info.frames, cfg.max_frames) if info.frames and cfg.max_frames else (cfg.max_frames or info.frames)
-    frames = prefetch(_limit(iter(source), cfg.max_frames), maxsize=2 * cfg.batch_size, drop_oldest=info.live)
+    batch_size = cfg.batch_size or default_batch_size(cfg.device)
+    frames = prefetch(_limit(iter(source), cfg.max_frames), maxsize=2 * batch_size, drop_oldest=info.live)
     job = _Job(cfg, info, warn)
     progress = tqdm(total=total, unit="frame", desc=info.stem, disable=cfg.quiet, dynamic_ncols=True)
     failed = True  # until the loop ends normally
     try:
-        for n, batch in enumerate(_batches(frames, cfg.batch_size)):
+        for n, batch in enumerate(_batches(frames, batch_size)):
             if n % TRIM_EVERY_BATCHES == 0:
                 release_freed_memory()
             for frame, faces in zip(batch, pipeline(batch)):
