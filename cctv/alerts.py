@@ -99,16 +99,27 @@ def read_events(path):
         return [json.loads(line) for line in f if line.strip()]
 
 
+# pyttsx3 keeps its engine only while someone holds it, and its espeak driver can still be called back for
+# an engine already collected ("Exception ignored on calling ctypes callback function", then a segfault at
+# the job's start-up, once in about 20 demo runs, when the voice thread made a second engine). So the
+# process keeps its one engine: every caller gets the same.
+_ENGINES = []
+
+
 def speech_engine(warn):
-    """A pyttsx3 engine, or None after one warning when there is no speech engine."""
+    """The process's pyttsx3 engine, or None after one warning when there is no speech engine. Callers use it
+    one after another (rendering at start-up, then the voice thread), never at once."""
     try:
         with contextlib.redirect_stdout(io.StringIO()):
             import pyttsx3
 
-            return pyttsx3.init()
+            engine = pyttsx3.init()  # the live engine, if there is one
     except Exception as e:  # pyttsx3 raises many kinds (ImportError, RuntimeError, OSError) when absent
         warn(f"voice alerts off: no speech engine ({e.__class__.__name__}: {e}); install espeak-ng")
         return None
+    if not any(kept is engine for kept in _ENGINES):
+        _ENGINES.append(engine)
+    return engine
 
 
 def render_speech(message, warn):

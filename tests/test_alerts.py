@@ -104,6 +104,20 @@ def test_speech_renders_to_samples_when_espeak_is_installed():
     assert np.abs(samples).max() > 0.1
 
 
+def test_the_speech_engine_outlives_its_callers():
+    """espeak calls back into the engine after runAndWait returns: a collected engine crashed the job."""
+    import gc
+    import shutil
+    import weakref
+
+    if not shutil.which("espeak-ng") and not shutil.which("espeak"):
+        pytest.skip("espeak-ng not installed (scripts/setup_env.sh installs it where it can)")
+    assert render_speech("hello", warn=pytest.fail) is not None
+    engine = weakref.ref(alerts.speech_engine(pytest.fail))
+    gc.collect()
+    assert engine() is not None and alerts.speech_engine(pytest.fail) is engine()  # one engine, kept
+
+
 def test_uncertain_when_detection_prob_in_band_or_class_near_half():
     assert not is_uncertain([0.99], [0.97], band=(0.7, 0.95), margin=0.15)
     assert is_uncertain([0.8], [0.97], band=(0.7, 0.95), margin=0.15)
