@@ -281,7 +281,7 @@ def _watch(cfg, pipeline, source, warn):
     total = min(info.frames, cfg.max_frames) if info.frames and cfg.max_frames else (cfg.max_frames or info.frames)
     batch_size = cfg.batch_size or default_batch_size(cfg.device)
     frames = prefetch(_limit(iter(source), cfg.max_frames), maxsize=2 * batch_size, drop_oldest=info.live)
-    job = _Job(cfg, info, warn)
+    job = _Job(cfg, info, warn, batch_size)
     progress = tqdm(total=total, unit="frame", desc=info.stem, disable=cfg.quiet, dynamic_ncols=True)
     failed = True  # until the loop ends normally
     try:
@@ -303,7 +303,7 @@ def _watch(cfg, pipeline, source, warn):
 class _Job:
     """One run's outputs and state: alert logic, events, voice, uncertain frames, drawing, video, window."""
 
-    def __init__(self, cfg, info, warn):
+    def __init__(self, cfg, info, warn, batch_size):
         self.cfg, self.fps = cfg, float(info.fps)
         speech = render_speech(cfg.alert_message, warn) if cfg.alert_audio else None
         self.voice = None if cfg.no_voice else VoiceAlert(cfg.alert_message, warn)
@@ -322,7 +322,9 @@ class _Job:
         self.writer = BackgroundWriter(VideoWriter(cfg.output_path, info.width, info.height, info.fps,
                                                    alert_audio=speech[0] if speech else None,
                                                    sample_rate=speech[1] if speech else 22050,
-                                                   threads=1 if cfg.device == "cpu" else 0))
+                                                   threads=1 if cfg.device == "cpu" else 0),
+                                       # room for a whole batch: the encoder works while the next is detected
+                                       maxsize=max(4, batch_size))
         self.alert_until = float("-inf")
         self.start = time.perf_counter()
 
