@@ -100,9 +100,9 @@ def read_events(path):
 
 
 # pyttsx3 keeps its engine only while someone holds it, and its espeak driver can still be called back for
-# an engine already collected ("Exception ignored on calling ctypes callback function", then a segfault at
-# the job's start-up, once in about 20 demo runs, when the voice thread made a second engine). So the
-# process keeps its one engine: every caller gets the same.
+# an engine already collected ("Exception ignored on calling ctypes callback function", then a segfault:
+# seen once in 24 demo runs, at start-up, where the voice thread made a second engine). So the process
+# keeps its one engine: every caller gets the same.
 _ENGINES = []
 
 
