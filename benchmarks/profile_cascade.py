@@ -18,7 +18,6 @@ from benchmarks.bench_mtcnn import CLIPS, sample_frames  # noqa: E402
 from mtcnn import MTCNN  # noqa: E402
 from mtcnn import cascade  # noqa: E402
 from mtcnn.detector import full_fp32  # noqa: E402
-from mtcnn.nms import batched_nms  # noqa: E402
 
 
 def parse_opt():
@@ -32,34 +31,25 @@ def parse_opt():
 
 
 def time_stages(mtcnn, frames, repeats):
-    """Best seconds per stage over `repeats` passes, and the candidates left after each stage."""
-    pnet, rnet, onet = mtcnn._nets
+    """Best seconds per stage over `repeats` passes of the cascade detect() runs, and the candidates left
+    after each stage (laps taken by detect_batch's on_stage hook, the device synchronised at each)."""
     sync = torch.cuda.synchronize if mtcnn.device.type == "cuda" else (lambda: None)
     best, counts = {}, {}
     for _ in range(repeats):
         times = {}
         sync()
-        start = time.perf_counter()
+        start = [time.perf_counter()]
 
         def lap(name, found):
-            nonlocal start
             sync()
             now = time.perf_counter()
-            times[name], start = now - start, now
-            counts[name] = len(found) if found is not None else len(frames)
+            times[name], start[0] = now - start[0], now
+            counts[name] = len(found)
 
         integral = mtcnn._integral(frames)
-        lap("upload+integral", None)
-        c = cascade.pnet_stage(pnet, integral, mtcnn.min_face_size, mtcnn.factor, mtcnn.thresholds[0])
-        lap("pnet stage", c)
-        c, reg, _ = cascade.refine_stage(rnet, integral, c, 24, mtcnn.thresholds[1])
-        pick = batched_nms(c.boxes, c.scores, c.image, 0.7)
-        c = cascade.Candidates(cascade.square(cascade.regress(c.boxes[pick], reg[pick])), c.scores[pick],
-                               c.image[pick])
-        lap("rnet", c)
-        c, reg, raw = cascade.refine_stage(onet, integral, c, 48, mtcnn.thresholds[2])
-        c = c.take(batched_nms(cascade.regress(c.boxes, reg), c.scores, c.image, 0.7, mode="min"))
-        lap("onet", c)
+        lap("upload+integral", frames)
+        cascade.detect_batch(mtcnn._nets, integral, mtcnn.min_face_size, mtcnn.thresholds, mtcnn.factor,
+                             on_stage=lambda name, found: lap(f"{name} stage", found))
         best = {k: min(best.get(k, float("inf")), v) for k, v in times.items()}
     return best, counts
 
@@ -84,8 +74,8 @@ def run(shared_dir, device="cpu", batch=None, repeats=5, threads=2):
     mtcnn = MTCNN(keep_all=True, device=device)
     modes = [("ieee fp32", full_fp32)] + ([("tf32", tf32)] if device.startswith("cuda") else [])
     print(f"\nMTCNN cascade by stage, device={device}, batch={batch}, torch {torch.__version__}, best of {repeats}")
-    print("| clip | precision | upload+integral ms | pnet stage ms | rnet ms | onet ms | total ms | frames/s | "
-          "candidates pnet / rnet / final |")
+    print("| clip | precision | upload+integral ms | pnet stage ms | rnet stage ms | onet stage ms | total ms | "
+          "frames/s | candidates pnet / rnet / final |")
     print("|---|---|---|---|---|---|---|---|---|")
     for clip in CLIPS:
         frames = sample_frames(Path(shared_dir) / "data" / "footage" / clip, batch)
@@ -96,7 +86,7 @@ def run(shared_dir, device="cpu", batch=None, repeats=5, threads=2):
             total = sum(best.values())
             ms = " | ".join(f"{v * 1e3:.1f}" for v in best.values())
             print(f"| {clip} x{len(frames)} | {name} | {ms} | {total * 1e3:.1f} | {len(frames) / total:.0f} | "
-                  f"{counts['pnet stage']} / {counts['rnet']} / {counts['onet']} |")
+                  f"{counts['pnet stage']} / {counts['rnet stage']} / {counts['onet stage']} |")
 
 
 if __name__ == "__main__":

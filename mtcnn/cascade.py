@@ -238,27 +238,27 @@ def square(boxes):
     return torch.cat([top_left, top_left + side], dim=1)
 
 
-def detect_batch(nets, integral, min_face_size, thresholds, factor, stages=False):
-    """Faces in a batch of frames given by their integral_image: final Candidates with landmarks, and with
-    stages=True also a dict of the candidates fed to RNet ("pnet"), to ONet ("rnet") and kept ("onet").
-    nets: callables (PNet on 0..255 input, i.e. PNet.forward_raw; RNet; ONet)."""
+def detect_batch(nets, integral, min_face_size, thresholds, factor, on_stage=None):
+    """Faces in a batch of frames given by their integral_image: final Candidates with landmarks.
+    on_stage(name, candidates), if given, sees the candidates fed to RNet ("pnet"), to ONet ("rnet") and
+    kept ("onet"). nets: callables (PNet on 0..255 input, i.e. PNet.forward_raw; RNet; ONet)."""
     pnet, rnet, onet = nets
-    after = {}
+    seen = on_stage or (lambda name, candidates: None)
     c = pnet_stage(pnet, integral, min_face_size, factor, thresholds[0])
-    after["pnet"] = c
+    seen("pnet", c)
     if len(c):
         c, reg, _ = refine_stage(rnet, integral, c, 24, thresholds[1])
         pick = batched_nms(c.boxes, c.scores, c.image, 0.7)
         c = Candidates(square(regress(c.boxes[pick], reg[pick])), c.scores[pick], c.image[pick])
-    after["rnet"] = c
+    seen("rnet", c)
     if len(c):
         c, reg, raw_points = refine_stage(onet, integral, c, 48, thresholds[2])
         c = Candidates(regress(c.boxes, reg), c.scores, c.image, place_landmarks(c.boxes, raw_points))
         c = c.take(batched_nms(c.boxes, c.scores, c.image, 0.7, mode="min"))
     else:
         c.landmarks = c.boxes.new_zeros((0, 5, 2))
-    after["onet"] = c
-    return (c, after) if stages else c
+    seen("onet", c)
+    return c
 
 
 def _empty(device):

@@ -58,8 +58,9 @@ class MTCNN(torch.nn.Module):
         "rnet" (fed to ONet), "onet" (final). For fine-tuning's hard-example mining."""
         frames, _ = _as_frames(img)
         with full_fp32():
-            _, after = detect_batch(self._nets, self._integral(frames[:1]), self.min_face_size, self.thresholds,
-                                    self.factor, stages=True)
+            after = {}
+            detect_batch(self._nets, self._integral(frames[:1]), self.min_face_size, self.thresholds, self.factor,
+                         on_stage=after.__setitem__)
         return {k: torch.cat([c.boxes, c.scores[:, None]], 1).float().cpu().numpy() for k, c in after.items()}
 
     def extract(self, img, boxes, save_path=None):
