@@ -103,7 +103,7 @@ def read_events(path):
 # an engine already collected ("Exception ignored on calling ctypes callback function", then a segfault:
 # seen once in 24 demo runs, at start-up, where the voice thread made a second engine). So the process
 # keeps its one engine: every caller gets the same.
-_ENGINES = []
+_kept_engine = None
 
 
 def speech_engine(warn):
@@ -117,8 +117,8 @@ def speech_engine(warn):
     except Exception as e:  # pyttsx3 raises many kinds (ImportError, RuntimeError, OSError) when absent
         warn(f"voice alerts off: no speech engine ({e.__class__.__name__}: {e}); install espeak-ng")
         return None
-    if not any(kept is engine for kept in _ENGINES):
-        _ENGINES.append(engine)
+    global _kept_engine
+    _kept_engine = engine  # pyttsx3.init() gives the live engine while one is kept: this is always the same
     return engine
 
 
