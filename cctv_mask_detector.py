@@ -6,6 +6,7 @@ collect low-confidence frames for labeling.
         --output_path runs/cctv/four_people.mp4
     python cctv_mask_detector.py --footage_path 0 --output_path runs/cctv/camera.mp4 --display
     python cctv_mask_detector.py --demo
+    python cctv_mask_detector.py --footage_path 0 --report --blur_faces all --retention_days 14
 """
 import argparse
 from dataclasses import fields
@@ -72,6 +73,17 @@ def parse_opt(argv=None):
                    help="a face whose P(protected) is within this of 0.5 is uncertain")
     u.add_argument("--uncertain_max_per_second", type=float, default=D.uncertain_max_per_second,
                    help="at most this many uncertain frames per second of video")
+    r = p.add_argument_group("report and privacy")
+    r.add_argument("--report", action="store_true",
+                   help="write the compliance report <output_path>.report.html at the end (see report.py)")
+    r.add_argument("--report_every_s", type=float, default=D.report_every_s,
+                   help="live sources: rewrite the report this often (seconds)")
+    r.add_argument("--blur_faces", choices=("none", "all", "others"), default=D.blur_faces,
+                   help="pixelate faces in the video, clips and snapshots (others: all but the alert's own "
+                        "person); frames saved for labeling stay unblurred")
+    r.add_argument("--retention_days", type=float, default=D.retention_days,
+                   help="remove runs (recordings, snapshots, clips, events, timelines, reports) older than this "
+                        "from the output's folder, at start (and hourly for live sources)")
     p.add_argument("--quiet", action="store_true", help="no progress bar or summary")
     return p.parse_args(argv)
 

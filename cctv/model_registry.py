@@ -98,3 +98,26 @@ def set_current(models_dir, version_dir):
     write_json(models_dir / CURRENT_FILE, {
         "version": version_dir.name, "detector": f"{rel}/detector.pt", "mtcnn": mtcnn,
         "promoted": time.strftime("%Y-%m-%dT%H:%M:%S")})
+
+
+def describe_models(detector_path, mtcnn_path=None, models_dir="models") -> dict:
+    """What a run used, for its manifest and report: each model's file and version (the registry's version
+    name when the file is one of `models/versions/`, else "hand-trained" / "pretrained")."""
+    models_dir = Path(models_dir)
+    doc = read_current(models_dir) or {}
+
+    def version_of(path, fallback):
+        if not path:
+            return {"path": None, "version": fallback}
+        path = Path(path)
+        try:
+            rel = path.resolve().relative_to(versions_dir(models_dir).resolve())
+            version = rel.parts[0]
+        except ValueError:
+            version = fallback
+        return {"path": str(path), "version": version,
+                "current": bool(doc) and version == doc.get("version")}
+
+    return {"detector": version_of(detector_path, "hand-trained"),
+            "mtcnn": version_of(mtcnn_path, "pretrained" if not mtcnn_path else "fine-tuned by hand"),
+            "current_version": doc.get("version"), "promoted": doc.get("promoted")}

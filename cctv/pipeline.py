@@ -18,10 +18,14 @@ from tqdm import tqdm
 from .alerts import DEFAULT_MESSAGE, AlertMonitor, EventLog, VoiceAlert, render_speech
 from .annotate import draw_banner, draw_faces
 from .errors import UserError
+from .privacy import BLUR_MODES, faces_to_blur, pixelate_faces
+from .timeline import Timeline, iso, now, timeline_path, write_manifest
+from .retention import check_days, describe, prune_outputs
 from .video import URL_SCHEMES, BackgroundWriter, VideoWriter, check_writable, check_writable_dir, open_source, prefetch
 
 DEFAULT_DETECTOR = "models/detector.pt"
 ALERT_BANNER_S = 2.0  # the banner stays red this long after an alert
+RETENTION_EVERY_S = 3600.0  # live sources: old recordings are pruned again every hour
 
 
 @dataclass
@@ -136,6 +140,10 @@ class JobConfig:
     reconnect_attempts: int = 5
     reconnect_delay: float = 1.0
     max_frames: int | None = None
+    report: bool = False
+    report_every_s: float = 60.0
+    blur_faces: str = "none"
+    retention_days: float | None = None
     demo: bool = False
     quiet: bool = False
 
@@ -151,6 +159,7 @@ class JobSummary:
     alerts: int = 0
     uncertain: int = 0
     seconds: float = 0.0
+    report: Path | None = None
 
     @property
     def fps(self):
@@ -161,7 +170,8 @@ class JobSummary:
         row = (self.frames, self.faces, self.protected, self.alerts, self.uncertain, f"{self.fps:.1f}")
         widths = [max(len(str(h)), len(str(v))) for h, v in zip(head, row)]
         line = lambda cells: "  ".join(str(c).rjust(w) for c, w in zip(cells, widths))  # noqa: E731
-        return "\n".join([line(head), line(row), f"video:  {self.output}", f"events: {self.events}"])
+        lines = [line(head), line(row), f"video:  {self.output}", f"events: {self.events}"]
+        return "\n".join(lines + ([f"report: {self.report}"] if self.report else []))
 
 
 class Warnings:
@@ -201,6 +211,11 @@ def validate(cfg: JobConfig):
     if not 0 <= lo < hi or cfg.uncertain_max_per_second <= 0 or not 0 <= cfg.uncertain_margin <= 0.5:
         raise UserError("--uncertain_prob_band needs LO < HI, --uncertain_margin 0..0.5, "
                         "--uncertain_max_per_second > 0")
+    if cfg.blur_faces not in BLUR_MODES:
+        raise UserError(f"--blur_faces {cfg.blur_faces}: use one of {', '.join(BLUR_MODES)}")
+    if not cfg.report_every_s > 0:
+        raise UserError(f"--report_every_s must be more than 0, got {cfg.report_every_s}")
+    check_days(cfg.retention_days)
     spec = str(cfg.footage_path or "")
     if spec and not spec.isdigit() and not spec.lower().startswith(URL_SCHEMES) and not Path(spec).exists():
         raise UserError(f"{spec}: no such file or folder")
@@ -256,6 +271,7 @@ def run_job(cfg: JobConfig) -> JobSummary:
         cfg.output_path = default_output_path(cfg)
     validate(cfg)
     warn = Warnings()
+    prune_old_runs(cfg)
     if cfg.threads:
         import cv2
         import torch
@@ -274,6 +290,15 @@ def run_job(cfg: JobConfig) -> JobSummary:
     finally:
         if source is not None:
             source.close()
+
+
+def prune_old_runs(cfg):
+    """--retention_days: remove the old runs in the output's folder (this run's own files are kept)."""
+    folder = Path(cfg.output_path).parent
+    removed = prune_outputs(folder, cfg.retention_days, keep=[cfg.output_path])
+    if removed:
+        tqdm.write(f"retention: removed {describe(removed, folder)} (older than {cfg.retention_days:g} days) "
+                   f"from {folder}")
 
 
 def _watch(cfg, pipeline, source, warn):
@@ -327,6 +352,16 @@ class _Job:
                                        maxsize=max(4, batch_size))
         self.alert_until = float("-inf")
         self.start = time.perf_counter()
+        self.info, self.started = info, now()
+        self.timeline = Timeline(timeline_path(cfg.output_path), info.fps, self.started, info.live)
+        self.write_manifest("running")
+        self.report = None
+        if cfg.report:
+            from .report.live import RunReport
+
+            self.report = RunReport(cfg.output_path, cfg.report_every_s if info.live else None, warn)
+            self.summary.report = self.report.target
+        self.next_retention = time.monotonic() + RETENTION_EVERY_S if info.live and cfg.retention_days else None
 
     def handle(self, frame, faces):
         """Uncertain capture (on the raw frame), alert logic, drawing, then the frame goes to the video."""
@@ -341,12 +376,43 @@ class _Job:
             if self.voice:
                 self.voice.say()
             self.alert_until = time_s + ALERT_BANNER_S
+        if self.cfg.blur_faces != "none":  # after the uncertain frame was saved raw: labelers need faces
+            # tracking (coordinator): faces_to_blur(..., track_ids=faces.track_ids, keep_track_ids=<the ids of
+            # the people the latest alert is about>) keeps exactly them visible with `others`
+            blur = faces_to_blur(self.cfg.blur_faces, faces.p_protected, self.cfg.class_threshold)
+            pixelate_faces(frame, faces.boxes[blur])
         draw_faces(frame, faces.boxes, faces.p_protected, self.cfg.class_threshold)
         draw_banner(frame, faces.protected, faces.total, alert=time_s < self.alert_until)
         self.writer.write(frame)
         if self.display and not self.display.show(frame):
             raise KeyboardInterrupt  # q in the window: stop as Ctrl-C does
         s.frames, s.faces, s.protected = s.frames + 1, s.faces + faces.total, s.protected + faces.protected
+        # tracking (coordinator): people_in_view=<people in view now>, people_seen=<distinct people so far>
+        self.timeline.add(index, faces.total, faces.protected)
+        self._housekeeping()
+
+    def _housekeeping(self):
+        """Live sources: the report rewritten and old runs pruned now and then, by the wall clock."""
+        if self.report:
+            self.report.poll()
+        if self.next_retention is not None and time.monotonic() >= self.next_retention:
+            self.next_retention = time.monotonic() + RETENTION_EVERY_S
+            prune_old_runs(self.cfg)
+
+    def write_manifest(self, state):
+        from .model_registry import describe_models
+
+        s, cfg = self.summary, self.cfg
+        write_manifest(cfg.output_path, source=s.source, camera=self.info.stem, live=self.info.live,
+                       state=state, started=iso(self.started), ended=None if state == "running" else iso(now()),
+                       fps=float(self.fps), width=self.info.width, height=self.info.height, frames=s.frames,
+                       faces=s.faces, protected=s.protected, alerts=self.monitor.count,
+                       uncertain=self.saver.saved if self.saver else 0, recording=Path(cfg.output_path).name,
+                       models=describe_models(cfg.detector_model_path, cfg.mtcnn_model_path,
+                                              Path(DEFAULT_DETECTOR).parent),
+                       settings={k: getattr(cfg, k) for k in ("alert_threshold", "alert_frames", "min_faces",
+                                                              "alert_cooldown", "class_threshold", "blur_faces",
+                                                              "retention_days")})
 
     def close(self, failed):
         s = self.summary
@@ -354,6 +420,10 @@ class _Job:
         s.alerts, s.uncertain = self.monitor.count, self.saver.saved if self.saver else 0
         self.writer.close()
         self.events.close()
+        self.timeline.close()
+        self.write_manifest("interrupted" if failed else "finished")
+        if self.report:
+            self.report.close()
         if self.voice:
             self.voice.close(timeout=0.5 if failed else 5.0)
         if self.display:

@@ -25,6 +25,7 @@ from .journal import fsync_dir, kill_after
 
 BATCH_NAME = re.compile(r"^(\d{4,})$")
 PARTIAL_NAME = re.compile(r"^\.(\d{4,})\.partial$")
+REMOVED_NAME = re.compile(r"^\.(\d{4,})\.removed$")  # emptied by retention (cctv/retention.py): number taken
 FRAME_SUFFIXES = (".jpg", ".jpeg")
 SIDECAR = ".json"
 
@@ -108,7 +109,7 @@ def _next_number(batches_root) -> int:
     numbers = [0]
     if root.is_dir():
         for p in root.iterdir():
-            m = BATCH_NAME.match(p.name) or PARTIAL_NAME.match(p.name)
+            m = BATCH_NAME.match(p.name) or PARTIAL_NAME.match(p.name) or REMOVED_NAME.match(p.name)
             if m:
                 numbers.append(int(m.group(1)))
     return max(numbers) + 1
