@@ -65,6 +65,10 @@ def parse_opt(argv=None):
     p.add_argument("--spb_ready_statuses", default="SUBMITTED",
                    help="Suite label statuses that count as labeled (comma-separated)")
     p.add_argument("--threads", type=int, default=d.threads, help="torch CPU threads")
+    p.add_argument("--retention_days", type=float, default=None,
+                   help="remove labeling batches and waiting frames older than this (days), logged in history.jsonl")
+    p.add_argument("--outputs_dir", default=None,
+                   help="with --retention_days: also remove old runs (recordings, snapshots, clips, ...) here")
     g = p.add_argument_group("fine-tuning (small settings keep a cron tick short)")
     g.add_argument("--mtcnn_epochs", type=int, default=t.mtcnn_epochs)
     g.add_argument("--mtcnn_stages", default=t.mtcnn_stages, help="any of pnet,rnet,onet")

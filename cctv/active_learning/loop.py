@@ -8,6 +8,7 @@ from pathlib import Path
 from .. import model_registry as registry
 from ..atomic import write_json
 from ..errors import UserError
+from ..retention import check_days, prune_labeling, prune_outputs
 from .batches import (check_same_filesystem, complete_frames, list_batches, recover_partial_batches,
                       take_batch)
 from .journal import History, RunLock, fsync_dir
@@ -27,6 +28,8 @@ class LoopConfig:
     spb_project: str | None = None
     spb_ready_statuses: tuple = ("SUBMITTED",)
     threads: int = 2
+    retention_days: float | None = None  # batches, waiting frames (and outputs_dir's runs) older than this go
+    outputs_dir: str | None = None        # the main job's outputs folder, pruned with the same retention
     train: TrainSettings = field(default_factory=TrainSettings)
 
     @property
@@ -42,6 +45,7 @@ def run_loop(cfg: LoopConfig) -> dict:
     """One cron tick. Returns what happened: {"busy": bool, "batches": [...], "versions": [...]}."""
     if cfg.batch_frames < 1:
         raise UserError(f"--batch_frames must be at least 1, got {cfg.batch_frames}")
+    check_days(cfg.retention_days)
     workdir = Path(cfg.workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     lock = RunLock(workdir / ".lock")
@@ -53,6 +57,7 @@ def run_loop(cfg: LoopConfig) -> dict:
         history.log("run-start", pid=os.getpid())
         outcome = {"busy": False, "batches": [], "versions": []}
         recover_partial_batches(cfg.batches_root, history)
+        _retention(cfg, history)
         _repair_current_pointer(cfg.models_dir, history)
         outcome["batches"] = _collect(cfg, history)
         if cfg.spb_project:
@@ -64,6 +69,20 @@ def run_loop(cfg: LoopConfig) -> dict:
         return outcome
     finally:
         lock.release()
+
+
+def _retention(cfg, history):
+    """--retention_days: old labeling batches and waiting frames go (and old runs in --outputs_dir); one
+    history line says what was removed. Models are never touched."""
+    if not cfg.retention_days:
+        return
+    removed = prune_labeling(cfg.batches_root, cfg.uncertain, cfg.retention_days)
+    files = prune_outputs(cfg.outputs_dir, cfg.retention_days) if cfg.outputs_dir else []
+    if removed["batches"] or removed["frames"] or files:
+        history.log("retention", days=cfg.retention_days, batches=removed["batches"],
+                    frames=[p.name for p in removed["frames"]], files=[str(p) for p in files],
+                    summary=f"{len(removed['batches'])} batches, {len(removed['frames'])} waiting frames, "
+                            f"{len(files)} run files")
 
 
 # --- step 1: uncertain frames -> batches ---------------------------------------------------------------

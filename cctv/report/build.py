@@ -3,7 +3,7 @@ nothing fetched), one section per camera / source."""
 import math
 import os
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import jinja2
@@ -18,6 +18,7 @@ from .thumbs import frames_at, image_file_uri
 MAX_ALERT_ROWS = 200  # per section, the latest; a month of a busy entrance would make the file heavy
 DEFAULT_THRESHOLD = 0.75
 TEMPLATE = "report.html.j2"
+EARLIEST = datetime.min.replace(tzinfo=timezone.utc)  # sorts runs without a wall-clock time first
 
 
 @dataclass
@@ -48,6 +49,8 @@ def build_report(paths, since=None, until=None, camera=None, output_dir=".") -> 
     runs = []
     for base in bases:
         run = load_run(base, skipped)
+        if run.empty:  # said in `skipped`
+            continue
         if camera and camera not in (run.camera, run.manifest.get("source")):
             continue
         if (since_t or until_t) and run.start is None:
@@ -76,14 +79,14 @@ def write_report(paths, output, since=None, until=None, camera=None) -> dict:
 # ------------------------------------------------------------------------------------------------ sections
 
 def _section(camera, runs, skipped, output_dir) -> Section:
-    runs.sort(key=lambda r: (r.start or datetime.min.astimezone(), r.name))
+    runs.sort(key=lambda r: (r.start or EARLIEST, r.name))
     section = Section(camera, runs, sources=sorted({r.manifest.get("source") or r.name for r in runs}))
     wall_axis = len(runs) > 1 or any(r.live for r in runs)
     threshold = next((r.manifest["settings"]["alert_threshold"] for r in runs
                       if isinstance(r.manifest.get("settings"), dict)
                       and isinstance(r.manifest["settings"].get("alert_threshold"), (int, float))), DEFAULT_THRESHOLD)
     events = [(run, e) for run in runs for e in run.events]
-    events.sort(key=lambda pair: (pair[1]["wall"] or datetime.min.astimezone(), pair[1]["time_s"]) if wall_axis
+    events.sort(key=lambda pair: (pair[1]["wall"] or EARLIEST, pair[1]["time_s"]) if wall_axis
                 else pair[1]["time_s"])
     numbered = [(i + 1, run, e) for i, (run, e) in enumerate(events)]
     series = [(_x(t, wall_axis), t["faces"] * t.get("frames", 1), t["protected"] * t.get("frames", 1))
