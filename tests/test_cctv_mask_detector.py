@@ -1,4 +1,5 @@
 """The main job end to end on real footage: alerts, output video, Ctrl-C, bad input, uncertain frames, demo."""
+import json
 import os
 import re
 import signal
@@ -133,7 +134,10 @@ def test_ctrl_c_leaves_a_playable_video_of_what_was_processed(tmp_path, detector
     count, fps = probe_video(out)[:2]
     assert 4 <= count < 414 and fps == FPS
     assert Path(f"{out}.events.jsonl").is_file()
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["interrupted.mp4", "interrupted.mp4.events.jsonl"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["interrupted.mp4", "interrupted.mp4.events.jsonl",
+                                                          "interrupted.mp4.run.json", "interrupted.mp4.timeline.jsonl"]
+    manifest = json.loads(Path(f"{out}.run.json").read_text())  # the report says the run was cut short
+    assert manifest["state"] == "interrupted" and manifest["frames"] == count
 
 
 def cli(argv, capsys):
