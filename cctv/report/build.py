@@ -142,6 +142,9 @@ def _people_plot(runs, wall_axis, xlim):
         else:
             counts[key] = max(counts.get(key, 0), round(t["faces"]))
     bins = sorted(counts.items())
+    if wall_axis:
+        zone = xs[0].tzinfo
+        bins = [(datetime.fromtimestamp(start, zone), count) for start, count in bins]
     bar = timedelta(seconds=width) / timedelta(days=1) if wall_axis else width
     if with_people:
         title = f"People seen per {unit}"
@@ -151,10 +154,8 @@ def _people_plot(runs, wall_axis, xlim):
 
 
 def _bin(x, width, wall_axis):
-    if not wall_axis:
-        return math.floor(x / width) * width
-    seconds = x.timestamp()
-    return datetime.fromtimestamp(math.floor(seconds / width) * width, x.tzinfo)
+    """The bin's start: seconds of video, or a POSIX time (made a datetime once per bin, by the caller)."""
+    return math.floor((x.timestamp() if wall_axis else x) / width) * width
 
 
 def _tiles(runs, series, alerts):
@@ -193,7 +194,8 @@ def _duration(seconds):
 def _alert_rows(numbered, skipped, output_dir):
     from_video = {}
     for _, run, e in numbered:
-        if "snapshots" not in e and run.base.is_file():
+        # a run still recording has no file yet: the one there is an earlier run's
+        if "snapshots" not in e and run.base.is_file() and run.manifest.get("state") != "running":
             from_video.setdefault(run.base, []).append(e["time_s"])
     frames = {base: frames_at(base, times) for base, times in from_video.items()}
     rows = []

@@ -56,11 +56,16 @@ class Run:
     def empty(self):
         return not self.events and not self.timeline and not self.manifest.get("frames")
 
+    def timeline_frames(self):
+        if getattr(self, "_frames", None) is None or len(self._frames) != len(self.timeline):
+            self._frames = [t["frame"] for t in self.timeline]
+        return self._frames
+
     def wall_time(self, time_s, frame=None):
         """Wall-clock time of a moment of the recording: from the timeline line it falls in (a live camera's
         clock), else the run's start + video time; None when the run has neither."""
         if self.timeline and frame is not None and self.fps:
-            frames = [t["frame"] for t in self.timeline]
+            frames = self.timeline_frames()
             i = bisect.bisect_right(frames, frame) - 1
             if i >= 0 and self.timeline[i].get("wall"):
                 return self.timeline[i]["wall"] + timedelta(seconds=(frame - frames[i]) / self.fps)
