@@ -19,8 +19,8 @@ from .alerts import DEFAULT_MESSAGE, AlertMonitor, EventLog, VoiceAlert, render_
 from .annotate import draw_banner, draw_faces
 from .errors import UserError
 from .privacy import BLUR_MODES, faces_to_blur, pixelate_faces
-from .timeline import Timeline, iso, now, timeline_path, write_manifest
 from .retention import check_days, describe, prune_outputs
+from .timeline import Timeline, iso, now, timeline_path, write_manifest
 from .video import URL_SCHEMES, BackgroundWriter, VideoWriter, check_writable, check_writable_dir, open_source, prefetch
 
 DEFAULT_DETECTOR = "models/detector.pt"
@@ -376,11 +376,7 @@ class _Job:
             if self.voice:
                 self.voice.say()
             self.alert_until = time_s + ALERT_BANNER_S
-        if self.cfg.blur_faces != "none":  # after the uncertain frame was saved raw: labelers need faces
-            # tracking (coordinator): faces_to_blur(..., track_ids=faces.track_ids, keep_track_ids=<the ids of
-            # the people the latest alert is about>) keeps exactly them visible with `others`
-            blur = faces_to_blur(self.cfg.blur_faces, faces.p_protected, self.cfg.class_threshold)
-            pixelate_faces(frame, faces.boxes[blur])
+        self._blur(frame, faces)  # after the uncertain frame was saved raw: labelers need faces
         draw_faces(frame, faces.boxes, faces.p_protected, self.cfg.class_threshold)
         draw_banner(frame, faces.protected, faces.total, alert=time_s < self.alert_until)
         self.writer.write(frame)
@@ -390,6 +386,15 @@ class _Job:
         # tracking (coordinator): people_in_view=<people in view now>, people_seen=<distinct people so far>
         self.timeline.add(index, faces.total, faces.protected)
         self._housekeeping()
+
+    def _blur(self, frame, faces):
+        """--blur_faces: pixelate faces before anything is drawn, so the video and all taken from it hide them."""
+        if self.cfg.blur_faces == "none":
+            return
+        # tracking (coordinator): faces_to_blur(..., track_ids=faces.track_ids, keep_track_ids=<the ids of the
+        # people the latest alert is about>) keeps exactly them visible with `others`
+        blur = faces_to_blur(self.cfg.blur_faces, faces.p_protected, self.cfg.class_threshold)
+        pixelate_faces(frame, faces.boxes[blur])
 
     def _housekeeping(self):
         """Live sources: the report rewritten and old runs pruned now and then, by the wall clock."""
