@@ -26,8 +26,11 @@ def ratio_plot(series, alerts, threshold, wall_axis, xlim=None):
         fig = Figure(figsize=(9.2, 3.0), dpi=100, layout="constrained")
         ax = fig.add_subplot()
         xs, ratios = _ratio_points(series)
-        ax.fill_between(xs, ratios, 0, color=GREEN, alpha=0.12, linewidth=0)
-        ax.plot(xs, ratios, color=GREEN, linewidth=1.8, label="protected share of faces in view")
+        if xs and xlim and xlim[1] > xs[-1]:  # the last interval lasts until the end of the span
+            xs, ratios = xs + [xlim[1]], ratios + ratios[-1:]
+        ax.fill_between(xs, ratios, 0, step="post", color=GREEN, alpha=0.12, linewidth=0)
+        ax.plot(xs, ratios, drawstyle="steps-post", color=GREEN, linewidth=1.8,
+                label="protected share of faces in view")
         ax.axhline(threshold, color=RED, linestyle=(0, (4, 3)), linewidth=1.1,
                    label=f"alert below {threshold:.0%}")
         for x, ratio, number in alerts:
