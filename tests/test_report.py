@@ -159,3 +159,50 @@ def test_write_report_is_atomic(tmp_path):
     write_run(tmp_path / "runs", alerts=())
     facts = write_report([tmp_path / "runs"], tmp_path / "out" / "r.html")
     assert facts["sections"] == 1 and [p.name for p in (tmp_path / "out").iterdir()] == ["r.html"]
+
+
+def test_a_live_job_keeps_its_report_fresh_while_it_runs(tmp_path):
+    """The job's frame loop with a live source (no models: faces given): the report is rewritten during the
+    run (state running), the timeline carries the clock, and the final report says finished."""
+    import time as clock
+
+    from cctv.pipeline import Faces, JobConfig, Warnings, _Job
+    from cctv.video import SourceInfo
+
+    out = tmp_path / "camera0.mp4"
+    cfg = JobConfig(footage_path="0", output_path=str(out), no_voice=True, quiet=True, report=True,
+                    report_every_s=0.05, blur_faces="all")
+    job = _Job(cfg, SourceInfo("camera 0", "camera0", 160, 120, 10, None, True), Warnings(), 4)
+    unmasked = Faces(np.array([[40, 30, 80, 80]], np.float32), np.array([0.99], np.float32),
+                     np.array([0.1], np.float32))
+    seen_running, frames, deadline = False, 0, clock.monotonic() + 60
+    while frames < 40 or not seen_running and clock.monotonic() < deadline:  # a rewrite takes seconds under load
+        job.handle(np.full((120, 160, 3), 200, np.uint8), unmasked)
+        frames += 1
+        clock.sleep(0.01)
+        seen_running = seen_running or (job.report.target.exists()
+                                        and "<td>running</td>" in job.report.target.read_text())
+    job.close(failed=False)
+    assert seen_running, "the report was not rewritten during the run"
+    html = job.report.target.read_text()
+    assert "<td>finished</td>" in html and 'id="alert-1"' in html and "<td>all</td>" in html
+    lines = [json.loads(x) for x in Path(f"{out}.timeline.jsonl").read_text().splitlines()]
+    assert sum(x["frames"] for x in lines) == frames and {x["frames"] for x in lines[:-1]} == {10}
+    assert all(x["ratio"] == 0.0 for x in lines)
+    walls = [datetime.fromisoformat(x["wall_time"]) for x in lines]
+    assert walls == sorted(walls) and walls[-1] - walls[0] >= timedelta(seconds=0.2)  # the clock, not video time
+
+
+def test_a_run_names_the_model_versions_it_used(tmp_path):
+    from cctv.model_registry import describe_models, set_current
+
+    models = tmp_path / "models"
+    for name in ("detector.pt", "versions/v0003/detector.pt", "versions/v0003/mtcnn.pt"):
+        (models / name).parent.mkdir(parents=True, exist_ok=True)
+        (models / name).write_bytes(b"weights")
+    set_current(models, models / "versions" / "v0003")
+    live = describe_models(models / "versions/v0003/detector.pt", models / "versions/v0003/mtcnn.pt", models)
+    assert (live["detector"]["version"], live["mtcnn"]["version"], live["detector"]["current"]) == ("v0003", "v0003", True)
+    by_hand = describe_models(models / "detector.pt", None, models)
+    assert (by_hand["detector"]["version"], by_hand["mtcnn"]["version"]) == ("hand-trained", "pretrained")
+    assert by_hand["current_version"] == "v0003"
