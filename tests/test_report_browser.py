@@ -16,7 +16,8 @@ from report_runs import footage_frame, write_run
 ROOT = Path(__file__).resolve().parents[1]
 SCREENSHOT = ROOT / "runs" / "report_browser" / "report.png"
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-         "--disable-component-update", "--disable-sync", "--no-first-run", "--hide-scrollbars"]
+         "--disable-component-update", "--disable-sync", "--no-first-run", "--hide-scrollbars",
+         "--disable-dev-shm-usage"]  # containers often have a small /dev/shm
 
 
 @pytest.fixture(scope="module")
