@@ -6,7 +6,7 @@ collect low-confidence frames for labeling.
         --output_path runs/cctv/four_people.mp4
     python cctv_mask_detector.py --footage_path 0 --output_path runs/cctv/camera.mp4 --display
     python cctv_mask_detector.py --demo
-    python cctv_mask_detector.py --footage_path 0 --report --blur_faces all --retention_days 14
+    python cctv_mask_detector.py --footage_path 0 --report --blur_faces others --retention_days 14
 """
 import argparse
 from dataclasses import fields
@@ -79,8 +79,8 @@ def parse_opt(argv=None):
     r.add_argument("--report_every_s", type=float, default=D.report_every_s,
                    help="live sources: rewrite the report this often (seconds)")
     r.add_argument("--blur_faces", choices=("none", "all", "others"), default=D.blur_faces,
-                   help="pixelate faces in the video, clips and snapshots (others: all but the alert's own "
-                        "person); frames saved for labeling stay unblurred")
+                   help="pixelate faces in the video, clips and snapshots (all: every face; others: all but the "
+                        "alert's own person; none: faces as they are); frames saved for labeling stay unblurred")
     r.add_argument("--retention_days", type=float, default=D.retention_days,
                    help="remove runs (recordings, snapshots, clips, events, timelines, reports) older than this "
                         "from the output's folder, at start (and hourly for live sources)")

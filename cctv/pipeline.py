@@ -142,7 +142,7 @@ class JobConfig:
     max_frames: int | None = None
     report: bool = False
     report_every_s: float = 60.0
-    blur_faces: str = "none"
+    blur_faces: str = "all"  # privacy by default: faces leave the machine only pixelated unless chosen
     retention_days: float | None = None
     demo: bool = False
     quiet: bool = False
