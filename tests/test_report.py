@@ -92,9 +92,11 @@ def test_a_date_range_of_one_camera(tmp_path):
     write_run(tmp_path, "camera0-day1.mp4", "camera0", start=START, alerts=(10,))
     write_run(tmp_path, "camera0-day2.mp4", "camera0", start=day2, alerts=(20, 300))
     write_run(tmp_path, "camera1.mp4", "camera1", start=day2, alerts=(5,))
+    with open(tmp_path / "camera1.mp4.events.jsonl", "a") as f:
+        f.write("{torn\n")  # another camera's problem: not this report's
     html, facts = build_report([tmp_path], since=day2.date().isoformat(), until=day2.date().isoformat(),
                                camera="camera0")
-    assert sections(html) == ["camera0"] and facts["alerts"] == 2
+    assert sections(html) == ["camera0"] and facts["alerts"] == 2 and facts["skipped"] == []
     html, facts = build_report([tmp_path], since="2026-11-30T08:05", until="2026-11-30T09:00", camera="camera0")
     assert facts["alerts"] == 0 and 'id="ratio-plot"' in html  # the day-1 run's timeline after 08:05
     html, facts = build_report([tmp_path], camera="nobody")

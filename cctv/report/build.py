@@ -48,16 +48,17 @@ def build_report(paths, since=None, until=None, camera=None, output_dir=".") -> 
                        f".events.jsonl, .timeline.jsonl or .run.json)")
     runs = []
     for base in bases:
-        run = load_run(base, skipped)
-        if run.empty:  # said in `skipped`
-            continue
+        notes = []  # said only for the runs the report is about
+        run = load_run(base, notes)
         if camera and camera not in (run.camera, run.manifest.get("source")):
             continue
-        if (since_t or until_t) and run.start is None:
+        if (since_t or until_t) and run.start is None and not run.empty:
             skipped.append(f"{run.name}: no wall-clock times (a run from before timelines): left out of the "
                            f"date range")
             continue
-        part = within(run, since_t, until_t)
+        part = None if run.empty else within(run, since_t, until_t)
+        if part is not None or run.empty:
+            skipped += notes
         if part is not None:
             runs.append(part)
     by_camera = {}
