@@ -72,7 +72,9 @@ def test_the_report_loads_in_a_browser_with_its_plots_and_alerts(chromium, repor
 def test_a_screenshot_for_a_person_to_open(chromium, report, tmp_path):
     SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
     SCREENSHOT.unlink(missing_ok=True)
-    browse(chromium, report, tmp_path, f"--screenshot={SCREENSHOT}", "--window-size=1280,2400")
+    # every tile painted before the shot (else parts of a tall page can come out blank)
+    browse(chromium, report, tmp_path, f"--screenshot={SCREENSHOT}", "--window-size=1280,2400",
+           "--run-all-compositor-stages-before-draw", "--virtual-time-budget=3000")
     image = cv2.imread(str(SCREENSHOT))
     assert image is not None and image.shape[:2] == (2400, 1280)
     assert image[:80].mean() < 90 and image.std() > 30  # the dark header, and a page with content below it

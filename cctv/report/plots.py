@@ -11,6 +11,7 @@ from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.ticker import FuncFormatter, MaxNLocator, PercentFormatter  # noqa: E402
 
 GREEN, RED, GREY, INK = "#2e7d32", "#c62828", "#9e9e9e", "#263238"
+MARGINS = dict(left=0.08, right=0.985, top=0.95)  # the same in every plot: their time axes line up
 MAX_POINTS = 1500  # a week of timeline lines is averaged down to this many points per plot
 STYLE = {"svg.fonttype": "none", "font.family": "sans-serif", "font.size": 9, "axes.edgecolor": "#b0bec5",
          "axes.labelcolor": INK, "xtick.color": INK, "ytick.color": INK, "axes.spines.top": False,
@@ -23,7 +24,8 @@ def ratio_plot(series, alerts, threshold, wall_axis, xlim=None):
     series: [(x, faces, protected)] per timeline line (x: seconds of video, or datetimes with `wall_axis`);
     alerts: [(x, ratio, number)]; threshold: the alert line."""
     with matplotlib.rc_context(STYLE):
-        fig = Figure(figsize=(9.2, 3.0), dpi=100, layout="constrained")
+        fig = Figure(figsize=(9.2, 3.0), dpi=100)
+        fig.subplots_adjust(**MARGINS, bottom=0.2)
         ax = fig.add_subplot()
         xs, ratios = _ratio_points(series)
         if xs and xlim and xlim[1] > xs[-1]:  # the last interval lasts until the end of the span
@@ -62,7 +64,8 @@ def _ratio_points(series):
 def count_plot(bins, label, ylabel, wall_axis, width, xlim=None):
     """Bars per time bin: bins [(x, count)], `width` a bin's width (seconds, or a timedelta)."""
     with matplotlib.rc_context(STYLE):
-        fig = Figure(figsize=(9.2, 2.4), dpi=100, layout="constrained")
+        fig = Figure(figsize=(9.2, 2.4), dpi=100)
+        fig.subplots_adjust(**MARGINS, bottom=0.25)
         ax = fig.add_subplot()
         xs = [x for x, _ in bins]
         ax.bar(xs, [c for _, c in bins], width=width * 0.85, align="edge", color="#546e7a")
