@@ -52,3 +52,9 @@ def pixelate_faces(frame, boxes, enlarge=ENLARGE, blocks=BLOCKS_ACROSS):
         small = cv2.resize(region, (across, down), interpolation=cv2.INTER_AREA)
         frame[y1:y2, x1:x2] = cv2.resize(small, (x2 - x1, y2 - y1), interpolation=cv2.INTER_NEAREST)
     return frame
+
+
+def pixelate_image(image, blocks=BLOCKS_ACROSS):
+    """A face crop (a snapshot of one face) pixelated whole, in place. Returns it."""
+    height, width = image.shape[:2]
+    return pixelate_faces(image, [[0, 0, width, height]], enlarge=1.0, blocks=blocks)

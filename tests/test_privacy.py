@@ -28,3 +28,10 @@ def test_only_the_enlarged_face_box_is_pixelated():
     region = frame[y1:y2, x1:x2].reshape(-1, 3)
     assert len(np.unique(region, axis=0)) <= 5 * 6  # a few flat blocks, not the face's detail
     pixelate_faces(frame, [[-20, -20, 10, 10], [295, 195, 330, 230]])  # boxes past the frame's edges: clipped
+
+
+def test_a_face_crop_is_pixelated_whole():
+    from cctv.privacy import pixelate_image
+
+    crop = np.random.default_rng(1).integers(0, 256, (60, 48, 3), dtype=np.uint8)
+    assert len(np.unique(pixelate_image(crop).reshape(-1, 3), axis=0)) <= 5 * 6
