@@ -43,6 +43,7 @@ def test_a_folder_of_two_sources_gives_one_section_each(tmp_path, snapshot):
     assert "People seen per minute" in html  # tracking's people_seen, binned over the 10-minute run
     assert html.count('src="data:image/jpeg;base64,') == 6  # a frame and a face snapshot per alert
     assert "v0002 (detector.pt)" in html  # the models the runs used, with their versions
+    assert "1/4 masked" in html and "rule: person" in html and "tracks 1" in html  # tracking's alert fields
     assert external_refs(html) == []
 
 

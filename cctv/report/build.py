@@ -93,9 +93,9 @@ def _section(camera, runs, skipped, output_dir) -> Section:
     series = [(_x(t, wall_axis), t["faces"] * t.get("frames", 1), t["protected"] * t.get("frames", 1))
               for run in runs for t in run.timeline if _x(t, wall_axis) is not None]
     series.sort(key=lambda s: s[0])
-    marks = [(_x(e, wall_axis), e["ratio"], n) for n, _, e in numbered if _x(e, wall_axis) is not None]
+    marks = [(_x(e, wall_axis), _face_share(e), n) for n, _, e in numbered if _x(e, wall_axis) is not None]
     xs = [x for x, _, _ in series] + [x for x, _, _ in marks]
-    xlim = _span(xs, runs, wall_axis)
+    xlim = _span(xs, runs, wall_axis, pad=not series)
     if series or marks:
         section.ratio_svg = plots.ratio_plot(series, marks, threshold, wall_axis, xlim)
     if not series:
@@ -110,17 +110,25 @@ def _section(camera, runs, skipped, output_dir) -> Section:
     return section
 
 
+def _face_share(event):
+    """Protected faces / faces at the alert (an alert line's own `ratio` is of people with the person rule)."""
+    return event["protected"] / event["faces"] if event["faces"] else 0.0
+
+
 def _x(item, wall_axis):
     return item.get("wall") if wall_axis else item["time_s"]
 
 
-def _span(xs, runs, wall_axis):
-    """The plots' time span: a file run from 0 to its end, else the data's first to last moment."""
+def _span(xs, runs, wall_axis, pad=False):
+    """The plots' time span: a file run from 0 to its end, else the data's first to last moment; `pad`: room
+    after the last alert when nothing says where the run ended."""
     if not xs:
         return None
     if wall_axis:
-        return min(xs), max(xs)
-    return 0, max(max(xs), max(r.duration_s for r in runs))
+        low, high = min(xs), max(xs)
+        return low, high + (high - low) * 0.04 if pad else high
+    high = max(max(xs), max(r.duration_s for r in runs))
+    return 0, high * 1.04 if pad else high
 
 
 def _people_plot(runs, wall_axis, xlim):
@@ -204,10 +212,10 @@ def _alert_rows(numbered, skipped, output_dir):
         thumbs, missing = _thumbs(number, run, e, frames.get(run.base, {}), skipped)
         people = (f"{e['people_protected']}/{e['people']} masked" if _num(e.get("people"))
                   and _num(e.get("people_protected")) else None)
-        rows.append({"number": number, "run": run.name, "clock": plots.clock(e["time_s"]),
+        rows.append({"number": number, "run": run.name, "clock": plots.clock(e["time_s"], tenths=True),
                      "time_s": f"{e['time_s']:.1f}", "wall": e["wall"].strftime("%Y-%m-%d %H:%M:%S")
                      if e["wall"] else None, "faces": e["faces"], "protected": e["protected"],
-                     "ratio": f"{e['ratio']:.0%}", "rule": e.get("rule"), "people": people,
+                     "ratio": f"{_face_share(e):.0%}", "rule": e.get("rule"), "people": people,
                      "tracks": ", ".join(map(str, e["track_ids"])) if isinstance(e.get("track_ids"), list) else None,
                      "thumbs": thumbs, "missing": missing, "clip": _clip(number, run, e, skipped, output_dir)})
     return rows
@@ -284,7 +292,7 @@ def _render(sections, skipped, since, until, camera, runs):
     starts = [r.start for r in runs if r.start]
     ends = [r.start + timedelta(seconds=r.duration_s) for r in runs if r.start]
     period = (f"{(since or min(starts)).strftime('%Y-%m-%d %H:%M')} – {(until or max(ends)).strftime('%Y-%m-%d %H:%M')}"
-              if (since or starts) and (until or ends) else "–")
+              if (since or starts) and (until or ends) else "period unknown")
     return env.get_template(TEMPLATE).render(
         generated=iso(now()).replace("T", " "), period=period, camera=camera, sections=sections,
         skipped=skipped, runs=len(runs), alerts=sum(s.alerts_total for s in sections))

@@ -25,7 +25,7 @@ def ratio_plot(series, alerts, threshold, wall_axis, xlim=None):
     alerts: [(x, ratio, number)]; threshold: the alert line."""
     with matplotlib.rc_context(STYLE):
         fig = Figure(figsize=(9.2, 3.0), dpi=100)
-        fig.subplots_adjust(**MARGINS, bottom=0.2)
+        fig.subplots_adjust(**{**MARGINS, "top": 0.9}, bottom=0.2)
         ax = fig.add_subplot()
         xs, ratios = _ratio_points(series)
         if xs and xlim and xlim[1] > xs[-1]:  # the last interval lasts until the end of the span
@@ -37,7 +37,7 @@ def ratio_plot(series, alerts, threshold, wall_axis, xlim=None):
                    label=f"alert below {threshold:.0%}")
         for x, ratio, number in alerts:
             ax.axvline(x, color=RED, alpha=0.25, linewidth=1)
-            ax.plot([x], [ratio], marker="v", color=RED, markersize=8, linestyle="none")
+            ax.plot([x], [ratio], marker="v", color=RED, markersize=8, linestyle="none", clip_on=False)
             ax.annotate(f"#{number}", (x, ratio), textcoords="offset points", xytext=(0, 8), ha="center",
                         color=RED, fontsize=8, fontweight="bold")
         ax.set_ylim(0, 1.08)
@@ -45,7 +45,8 @@ def ratio_plot(series, alerts, threshold, wall_axis, xlim=None):
         ax.set_ylabel("protected")
         ax.grid(axis="y", color="#eceff1")
         _time_axis(ax, wall_axis, xlim)
-        ax.legend(loc="lower right", frameon=False, fontsize=8)
+        ax.legend(loc="lower right", bbox_to_anchor=(1.0, 1.0), ncol=2, frameon=False, fontsize=8,
+                  borderaxespad=0.2)  # above the plot: never over a line or an alert
         return _svg(fig, "ratio-plot", "Share of faces with a mask over time")
 
 
@@ -90,11 +91,13 @@ def _time_axis(ax, wall_axis, xlim=None):
         ax.set_xlabel("time in the recording")
 
 
-def clock(seconds):
-    """Video time as m:ss (h:mm:ss past an hour)."""
-    seconds = max(0, int(round(seconds)))
+def clock(seconds, tenths=False):
+    """Video time as m:ss (h:mm:ss past an hour); m:ss.s with `tenths`."""
+    seconds = max(0.0, round(float(seconds), 1) if tenths else float(round(seconds)))
     h, rest = divmod(seconds, 3600)
-    return f"{h}:{rest // 60:02d}:{rest % 60:02d}" if h else f"{rest // 60}:{rest % 60:02d}"
+    m, s = divmod(rest, 60)
+    sec = f"{s:04.1f}" if tenths else f"{int(s):02d}"
+    return f"{int(h)}:{int(m):02d}:{sec}" if h else f"{int(m)}:{sec}"
 
 
 BIN_WIDTHS = ((3600, "hour"), (600, "10 minutes"), (60, "minute"), (10, "10 seconds"), (1, "second"))
