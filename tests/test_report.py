@@ -210,3 +210,15 @@ def test_a_run_names_the_model_versions_it_used(tmp_path):
     by_hand = describe_models(models / "detector.pt", None, models)
     assert (by_hand["detector"]["version"], by_hand["mtcnn"]["version"]) == ("hand-trained", "pretrained")
     assert by_hand["current_version"] == "v0003"
+
+
+def test_alert_clips_are_linked_from_where_the_report_is(tmp_path):
+    base = write_run(tmp_path / "runs", alerts=())
+    (tmp_path / "runs" / "camera0.mp4.clips").mkdir()
+    (tmp_path / "runs" / "camera0.mp4.clips" / "alert0001.mp4").write_bytes(b"clip")
+    Path(f"{base}.events.jsonl").write_text("".join(json.dumps(
+        {"time_s": t, "frame": int(t * 10), "faces": 3, "protected": 0, "ratio": 0.0,
+         "clip": f"camera0.mp4.clips/alert{n:04d}.mp4"}) + "\n" for n, t in ((1, 5.0), (2, 50.0))))
+    html, facts = build_report([tmp_path / "runs"], output_dir=tmp_path / "reports")
+    assert '<a href="../runs/camera0.mp4.clips/alert0001.mp4">clip</a>' in html
+    assert facts["skipped"] == ["camera0.mp4 alert #2: clip camera0.mp4.clips/alert0002.mp4 missing"]
