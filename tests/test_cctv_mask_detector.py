@@ -133,7 +133,11 @@ def test_ctrl_c_leaves_a_playable_video_of_what_was_processed(tmp_path, detector
     count, fps = probe_video(out)[:2]
     assert 4 <= count < 414 and fps == FPS
     assert Path(f"{out}.events.jsonl").is_file()
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["interrupted.mp4", "interrupted.mp4.events.jsonl"]
+    # the alerts of the first seconds left their snapshots, each one whole (no temporary files)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["interrupted.mp4", "interrupted.mp4.events.jsonl",
+                                                          "interrupted.mp4.snapshots"]
+    snapshots = sorted(p.name for p in (tmp_path / "interrupted.mp4.snapshots").iterdir())
+    assert snapshots == sorted(s.split("/")[-1] for e in read_events(f"{out}.events.jsonl") for s in e["snapshots"])
 
 
 def cli(argv, capsys):
@@ -173,6 +177,17 @@ def test_bad_input_gives_one_clear_line(case, tmp_path, capsys, detector_model, 
     code, lines = cli(argv, capsys)
     assert code == 2 and len(lines) == 1 and lines[0].startswith("error: ") and expected in lines[0], lines
     assert not out.exists()
+
+
+@pytest.mark.parametrize("spec, problem", [("10,20,30", "needs pairs of x,y"), ("0,0,2000,0,2000,900", "outside the 480x270 frame"),
+                                           ("x,1,2,3", "give pixel coordinates")])
+def test_malformed_exit_zone_is_one_line_before_any_work(spec, problem, tmp_path, capsys, detector_model, shared_dir):
+    out = tmp_path / "out.mp4"
+    argv = ["--footage_path", str(shared_dir / "data" / "footage" / "channy_in.gif"), "--output_path", str(out),
+            "--detector_model_path", detector_model, "--exit_zone", spec, "--no_voice", "--quiet"]
+    code, lines = cli(argv, capsys)
+    assert code == 2 and lines == [f"error: --exit_zone {spec}: {lines[0].split(': ', 2)[2]}"] and problem in lines[0]
+    assert not out.exists() and not Path(f"{out}.events.jsonl").exists()
 
 
 def test_bad_input_exits_non_zero_without_traceback(tmp_path):
