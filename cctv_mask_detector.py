@@ -87,8 +87,9 @@ def parse_opt(argv=None):
     return p.parse_args(argv)
 
 
-def run(**kwargs):
-    """Programmatic entry point: run(footage_path=..., output_path=..., ...) -> JobSummary."""
+def run(on_frame=None, **kwargs):
+    """Programmatic entry point: run(footage_path=..., output_path=..., ...) -> JobSummary. `on_frame(job, faces)`
+    is called after each frame (the job's `people` and each face's `track_ids` are there)."""
     if not kwargs.get("detector_model_path"):  # the live models, as active_learning.py promotes them
         detector, mtcnn = current_model_paths(Path(DEFAULT_DETECTOR).parent)
         kwargs["detector_model_path"] = detector
@@ -97,7 +98,7 @@ def run(**kwargs):
     cfg = JobConfig(**{k: v for k, v in kwargs.items() if k in known})
     if cfg.demo:
         cfg.alert_audio = True
-    return run_job(cfg)
+    return run_job(cfg, on_frame)
 
 
 @cli_main

@@ -271,7 +271,9 @@ _LIBC = _glibc()
 TRIM_EVERY_BATCHES = 8
 
 
-def run_job(cfg: JobConfig) -> JobSummary:
+def run_job(cfg: JobConfig, on_frame=None) -> JobSummary:
+    """The main job. `on_frame(job, faces)`, if given, is called after each frame is handled (benchmarks
+    read the tracks and people there)."""
     if not cfg.output_path:
         cfg.output_path = default_output_path(cfg)
     validate(cfg)
@@ -290,13 +292,13 @@ def run_job(cfg: JobConfig) -> JobSummary:
             from .demo import make_demo_clip
 
             source = open_source(make_demo_clip(Path(cfg.output_path).parent, pipeline.detector), warn=warn)
-        return _watch(cfg, pipeline, source, warn)
+        return _watch(cfg, pipeline, source, warn, on_frame)
     finally:
         if source is not None:
             source.close()
 
 
-def _watch(cfg, pipeline, source, warn):
+def _watch(cfg, pipeline, source, warn, on_frame=None):
     info = source.info
     total = min(info.frames, cfg.max_frames) if info.frames and cfg.max_frames else (cfg.max_frames or info.frames)
     batch_size = cfg.batch_size or default_batch_size(cfg.device)
@@ -311,6 +313,8 @@ def _watch(cfg, pipeline, source, warn):
                 release_freed_memory()
             for frame, faces in zip(batch, pipeline(batch)):
                 job.handle(frame, faces)
+                if on_frame:
+                    on_frame(job, faces)
             progress.update(len(batch))
         failed = False
     finally:
