@@ -3,11 +3,12 @@ them, and holds a state (protected, unprotected, or not yet known) that changes 
 
 Weights: a vote counts `size * detection * confidence`, where size grows from 0 at `VoteWeights.min_px`
 to 1 at `full_px` (tiny faces are guessed, not seen), detection is MTCNN's probability and confidence
-is |2 P(protected) - 1| (a 0.5 from the classifier is no vote at all). Evidence fades with a half-life
-of `half_life_s` of video time, so a person who puts a mask on (or takes it off) flips after a few
-good frames. The state moves to protected when the protected share of the evidence reaches
-`decide_share` (and to unprotected when it falls to 1 - decide_share) with at least `min_evidence`; in
-between it keeps its state (hysteresis).
+is |2 P(protected) - 1| (a 0.5 from the classifier is no vote at all). A person is not known until
+their votes weigh `min_evidence` in all. The state follows the recent votes, faded with a half-life of
+`half_life_s` of video time: protected when the protected share of them reaches `decide_share`,
+unprotected when it falls to 1 - decide_share, and in between it stays as it is (hysteresis). A decided
+person changes state only on recent votes weighing half of `min_evidence`, so a person who puts a mask on
+(or takes it off) flips after about a second of good frames, but one stray frame after a gap does not.
 
 A face that does not move is not a person walking anywhere (a face in a painting or on a poster). Box
 positions cannot tell: MTCNN's boxes on a small painted face jitter by a quarter of its size, more than a
@@ -32,7 +33,7 @@ PROTECTED, UNPROTECTED, UNKNOWN = "protected", "unprotected", "unknown"
 class VoteWeights:
     min_px: float = 8.0
     full_px: float = 32.0
-    half_life_s: float = 1.5
+    half_life_s: float = 0.5
     min_evidence: float = 1.0
     decide_share: float = 0.7
     move_frac: float = 0.5
@@ -59,6 +60,7 @@ class Person:
     state: str = UNKNOWN
     for_mask: float = 0.0  # faded vote weight saying protected
     against: float = 0.0  # ... and unprotected
+    evidence: float = 0.0  # all vote weight so far, unfaded
     votes: int = 0
     moved: bool = False
     static: bool = False
@@ -129,6 +131,7 @@ class People:
         else:
             person.against += weight
         person.votes += 1
+        person.evidence += weight
         previous_s = person.last_s
         person.last_s, person.last_box = time_s, box
         person.sizes.append(size)
@@ -150,7 +153,9 @@ class People:
             person.best_quality, person.best_crop = quality, face_crop(frame, box)
 
     def _decide(self, person):
-        if person.for_mask + person.against < self.w.min_evidence:
+        if person.evidence < self.w.min_evidence:
+            return person.state
+        if person.state != UNKNOWN and person.for_mask + person.against < self.w.min_evidence / 2:
             return person.state
         share = person.share
         if share >= self.w.decide_share:

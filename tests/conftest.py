@@ -10,6 +10,10 @@ SHARED = Path(os.environ.get("CCTV_SHARED_DIR", ROOT.parent / "shared"))
 sys.path.insert(0, str(ROOT))
 
 
+def pytest_configure(config):
+    config.addinivalue_line("markers", "slow: runs the main job on real footage (seconds to minutes)")
+
+
 @pytest.fixture(scope="session")
 def shared_dir():
     if not (SHARED / "data").is_dir():

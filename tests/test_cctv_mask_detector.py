@@ -51,6 +51,24 @@ def test_alerts_while_people_are_unmasked(tmp_path, detector_model, four_people)
     assert probe_video(out)[:2] == (FPS, FPS)
 
 
+@pytest.mark.slow
+def test_alerts_name_the_unmasked_people_once_with_snapshots(tmp_path, detector_model, four_people):
+    summary, out, events = run_job(tmp_path, detector_model, footage_path=str(four_people), max_frames=40)
+    named = [t for e in events for t in e["track_ids"]]
+    assert events and all(e["rule"] == "person" and e["track_ids"] for e in events)
+    assert len(named) == len(set(named)) >= 3  # three or four of the unmasked people, each once
+    assert all(e["people"] >= 1 and e["people_protected"] / e["people"] < 0.75 for e in events)
+    for e in events:
+        frame_shot, *faces = e["snapshots"]
+        assert frame_shot == f"out.mp4.snapshots/alert{events.index(e) + 1:04d}-frame{e['frame']:05d}.jpg"
+        assert faces == [f"out.mp4.snapshots/alert{events.index(e) + 1:04d}-track{t}-face.jpg" for t in e["track_ids"]]
+        for shot in e["snapshots"]:
+            assert (tmp_path / shot).read_bytes()[:2] == b"\xff\xd8"  # a whole JPEG
+    assert sorted(p.name for p in (tmp_path / "out.mp4.snapshots").iterdir()) == sorted(
+        s.split("/")[1] for e in events for s in e["snapshots"])
+    assert summary.people["unprotected"] + summary.people["protected"] >= 3
+
+
 def test_no_alert_once_everyone_is_masked(tmp_path, detector_model, four_people):
     # The last two seconds as their own clip: a fresh run, no cooldown left over from earlier alerts.
     clip = tmp_path / "last_2s.mp4"
