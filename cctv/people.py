@@ -1,7 +1,7 @@
 """One decision per person: each face track collects the classifier's votes, weighted by how far to trust
 them, and holds a state (protected, unprotected, or not yet known) that changes only on enough evidence.
 
-Weights: a vote counts `size * detection * confidence`, where size grows from 0 at `VoteWeights.min_px`
+Weights: a vote counts `size * detection * confidence`, where size grows from 0 at `PeopleSettings.min_px`
 to 1 at `full_px` (tiny faces are guessed, not seen), detection is MTCNN's probability and confidence
 is |2 P(protected) - 1| (a 0.5 from the classifier is no vote at all). A person is not known until
 their votes weigh `min_evidence` in all. The state follows the recent votes, faded with a half-life of
@@ -20,7 +20,6 @@ nothing. (On four_people_masking.mp4 the painting's box changes by 0.5-2 levels,
 4-25 within their first 1.5 s.)
 """
 from collections import deque
-
 from dataclasses import dataclass, field
 
 import cv2
@@ -30,7 +29,8 @@ PROTECTED, UNPROTECTED, UNKNOWN = "protected", "unprotected", "unknown"
 
 
 @dataclass
-class VoteWeights:
+class PeopleSettings:
+    """Vote weights, the decision, the static test and how long an unseen person stays in view."""
     min_px: float = 8.0
     full_px: float = 32.0
     half_life_s: float = 0.5
@@ -39,12 +39,13 @@ class VoteWeights:
     move_frac: float = 0.5
     live_level: float = 4.0
     live_lag_s: float = 0.2
+    live_fade_s: float = 0.5
     static_s: float = 4.0
     min_votes: int = 3  # a track seen fewer times is a fragment or a false detection, not a person
     lost_s: float = 2.0  # a person unseen this long has left the view
 
 
-def vote_weight(size, det_prob, p_protected, weights=VoteWeights()):
+def vote_weight(size, det_prob, p_protected, weights=PeopleSettings()):
     size_w = np.clip((np.asarray(size, float) - weights.min_px) / (weights.full_px - weights.min_px), 0.0, 1.0)
     return size_w * np.asarray(det_prob, float) * np.abs(2 * np.asarray(p_protected, float) - 1)
 
@@ -80,7 +81,7 @@ class Person:
 
     @property
     def is_person(self):
-        return self.moved and not self.static and self.votes >= VoteWeights.min_votes
+        return self.moved and not self.static
 
     @property
     def share(self):
@@ -95,7 +96,7 @@ class People:
 
     def __init__(self, class_threshold=0.5, weights=None, zone=None, fps=25.0):
         self.threshold = class_threshold
-        self.w = weights or VoteWeights()
+        self.w = weights or PeopleSettings()
         self.zone = zone
         self.fps = float(fps) if fps and fps > 0 else 25.0
         self.greys = deque(maxlen=max(1, round(self.w.live_lag_s * self.fps)) + 1)
@@ -122,35 +123,37 @@ class People:
         self._forget(time_s)
 
     def _observe(self, person, time_s, box, prob, p, frame):
-        fade = 0.5 ** ((time_s - person.last_s) / self.w.half_life_s)
-        person.for_mask, person.against = person.for_mask * fade, person.against * fade
         size = float(min(box[2] - box[0], box[3] - box[1]))
+        previous_s = person.last_s
+        self._vote(person, time_s - previous_s, size, prob, p)
+        person.last_s, person.last_box = time_s, box
+        self._follow(person, time_s - previous_s, box, size, frame)
+        person.state = self._decide(person)
+        if self.zone is not None and not person.heading_out:
+            person.heading_out = self.zone.heading_out(person.first_centre, person.centre)
+        if frame is not None and size * prob > person.best_quality:
+            person.best_quality, person.best_crop = size * prob, face_crop(frame, box)
+
+    def _vote(self, person, dt, size, prob, p):
+        fade = 0.5 ** (dt / self.w.half_life_s)
         weight = float(vote_weight(size, prob, p, self.w))
-        if p >= self.threshold:
-            person.for_mask += weight
-        else:
-            person.against += weight
+        person.for_mask = person.for_mask * fade + (weight if p >= self.threshold else 0.0)
+        person.against = person.against * fade + (0.0 if p >= self.threshold else weight)
         person.votes += 1
         person.evidence += weight
-        previous_s = person.last_s
-        person.last_s, person.last_box = time_s, box
-        person.sizes.append(size)
-        if len(person.sizes) > 50:
-            person.sizes = person.sizes[-50:]
+
+    def _follow(self, person, dt, box, size, frame):
+        """Where the face has been and how its pixels change: is it a person (moved) yet?"""
+        person.sizes = (person.sizes + [size])[-50:]
         centre = person.centre
         person.lo, person.hi = np.minimum(person.lo, centre), np.maximum(person.hi, centre)
         if frame is not None and len(self.greys) == self.greys.maxlen:
-            fade = 1 - np.exp(-(time_s - previous_s) / 0.5) if time_s > previous_s else 1.0
-            person.change += fade * (box_change(self.greys[0], self.greys[-1], box) - person.change)
+            mix = 1 - np.exp(-dt / self.w.live_fade_s) if dt > 0 else 1.0
+            person.change += mix * (box_change(self.greys[0], self.greys[-1], box) - person.change)
         walked = (person.hi - person.lo).max() >= self.w.move_frac * np.median(person.sizes)
-        if not person.static and (walked or person.change >= self.w.live_level):
+        alive = walked or person.change >= self.w.live_level
+        if alive and not person.static and person.votes >= self.w.min_votes:
             person.moved = True
-        person.state = self._decide(person)
-        if self.zone is not None and not person.heading_out:
-            person.heading_out = self.zone.heading_out(person.first_centre, centre)
-        quality = size * prob
-        if frame is not None and quality > person.best_quality:
-            person.best_quality, person.best_crop = quality, face_crop(frame, box)
 
     def _decide(self, person):
         if person.evidence < self.w.min_evidence:

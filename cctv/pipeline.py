@@ -172,7 +172,7 @@ class JobSummary:
 
     def table(self):
         people = [self.people.get(k, 0) for k in ("protected", "unprotected", "unknown")]
-        head = ("frames", "faces", "protected", "people", "protected", "unprotected", "unknown", "alerts",
+        head = ("frames", "faces", "faces protected", "people", "protected", "unprotected", "unknown", "alerts",
                 "uncertain saved", "frames/s")
         row = (self.frames, self.faces, self.protected, sum(people), *people, self.alerts, self.uncertain,
                f"{self.fps:.1f}")

@@ -6,7 +6,7 @@ import pytest
 from cctv.alerts import PersonAlertMonitor
 from cctv.errors import UserError
 from cctv.exit_zone import parse_exit_zone
-from cctv.people import PROTECTED, UNKNOWN, UNPROTECTED, People, VoteWeights, vote_weight
+from cctv.people import PROTECTED, UNKNOWN, UNPROTECTED, People, PeopleSettings, vote_weight
 from cctv.tracking import FaceTracker
 
 FPS = 10.0
@@ -55,7 +55,7 @@ def frames_of(n, *people):
 
 
 def test_votes_weigh_size_detection_and_confidence():
-    w = VoteWeights()
+    w = PeopleSettings()
     assert vote_weight(40, 1.0, 0.99) > vote_weight(16, 1.0, 0.99) > vote_weight(8, 1.0, 0.99) == 0
     assert vote_weight(40, 1.0, 0.99) > vote_weight(40, 0.6, 0.99)
     assert vote_weight(40, 1.0, 0.5) == 0  # the classifier can't tell: no vote
