@@ -34,12 +34,16 @@ from cctv import tracking  # noqa: E402
 from cctv.alerts import read_events  # noqa: E402
 
 WRITEUP_THRESHOLDS = [0.1, 0.2, 0.2]  # the write-up's MTCNN thresholds for its CCTV footage
+# The channy camera's door: its frame's right edge is at x = 200 of 480; leaving = crossing it leftwards.
+CHANNY_EXIT = {"thresholds": WRITEUP_THRESHOLDS, "exit_zone": "200,0,200,270"}
 # (clip, setting name, job flags)
 SETTINGS = [
     ("channy_in.gif", "default", {}),
     ("channy_in.gif", "write-up thresholds", {"thresholds": WRITEUP_THRESHOLDS}),
+    ("channy_in.gif", "write-up thr. + exit line", CHANNY_EXIT),
     ("channy_out.gif", "default", {}),
     ("channy_out.gif", "write-up thresholds", {"thresholds": WRITEUP_THRESHOLDS}),
+    ("channy_out.gif", "write-up thr. + exit line", CHANNY_EXIT),
     ("four_people_masking.mp4", "default", {}),
     ("one_by_one_people.mp4", "default", {}),
 ]

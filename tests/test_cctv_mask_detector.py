@@ -69,6 +69,23 @@ def test_alerts_name_the_unmasked_people_once_with_snapshots(tmp_path, detector_
     assert summary.people["unprotected"] + summary.people["protected"] >= 3
 
 
+CHANNY_DOOR = "200,0,200,270"  # the door frame's edge in the write-up's camera: leaving = crossing it leftwards
+
+
+@pytest.mark.slow
+def test_the_person_leaving_unmasked_is_named_and_the_masked_one_coming_in_is_not(tmp_path, detector_model,
+                                                                                  shared_dir):
+    footage = shared_dir / "data" / "footage"
+    flags = dict(thresholds=[0.1, 0.2, 0.2], exit_zone=CHANNY_DOOR)  # the write-up's thresholds for this camera
+    summary, _, events = run_job(tmp_path, detector_model, name="out.mp4", footage_path=str(footage / "channy_out.gif"),
+                                 **flags)
+    assert len(events) == 1 and len(events[0]["track_ids"]) == 1 and summary.people["unprotected"] == 1
+    assert (tmp_path / events[0]["snapshots"][0]).is_file()
+    summary, _, events = run_job(tmp_path, detector_model, name="in.mp4", footage_path=str(footage / "channy_in.gif"),
+                                 **flags)
+    assert events == [] and summary.people["protected"] >= 1
+
+
 def test_no_alert_once_everyone_is_masked(tmp_path, detector_model, four_people):
     # The last two seconds as their own clip: a fresh run, no cooldown left over from earlier alerts.
     clip = tmp_path / "last_2s.mp4"
