@@ -23,3 +23,11 @@ def cli_main(main):
             sys.exit(130)
 
     return wrapper
+
+
+def check_threads(threads, flag="--threads"):
+    """torch's thread count: 0 means torch's own default; a negative one is a mistake torch only reports
+    as a RuntimeError once work starts."""
+    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 0:
+        raise UserError(f"{flag} must be 0 (torch's default) or more, got {threads!r}")
+    return threads

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from .. import model_registry as registry
 from ..atomic import write_json
-from ..errors import UserError
+from ..errors import UserError, check_threads
 from .batches import (check_same_filesystem, complete_frames, list_batches, recover_partial_batches,
                       take_batch)
 from .journal import History, RunLock, fsync_dir
@@ -42,6 +42,7 @@ def run_loop(cfg: LoopConfig) -> dict:
     """One cron tick. Returns what happened: {"busy": bool, "batches": [...], "versions": [...]}."""
     if cfg.batch_frames < 1:
         raise UserError(f"--batch_frames must be at least 1, got {cfg.batch_frames}")
+    check_threads(cfg.threads)
     workdir = Path(cfg.workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     lock = RunLock(workdir / ".lock")
