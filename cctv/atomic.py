@@ -54,15 +54,17 @@ def atomic_path(path, suffix=None):
 
 def check_writable(path, what="output"):
     """Fail early (before any work) when `path`'s folder can't be created or written: a file in the way, a
-    read-only mount, no permission."""
-    folder = Path(path).parent
+    read-only mount, no permission. Creates nothing: a probe file goes into the nearest existing folder."""
+    folder = Path(path).absolute().parent
+    existing = next(p for p in (folder, *folder.parents) if os.path.lexists(p))
     try:
-        folder.mkdir(parents=True, exist_ok=True)
-        fd, probe = tempfile.mkstemp(prefix=".write-test-", dir=folder)
+        if not existing.is_dir():
+            raise NotADirectoryError(errno.ENOTDIR, f"{existing} is a file")
+        fd, probe = tempfile.mkstemp(prefix=".write-test-", dir=existing)
         os.close(fd)
         os.unlink(probe)
     except OSError as e:
-        raise UserError(f"{folder}: {what} folder is not writable ({e.strerror or e})") from None
+        raise UserError(f"{Path(path).parent}: {what} folder is not writable ({e.strerror or e})") from None
 
 
 def check_writable_dir(folder, what):

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .. import model_registry as registry
-from ..atomic import write_json
+from ..atomic import check_writable_dir, write_json
 from ..errors import UserError, check_threads
 from .batches import (check_same_filesystem, complete_frames, list_batches, recover_partial_batches,
                       take_batch)
@@ -43,6 +43,9 @@ def run_loop(cfg: LoopConfig) -> dict:
     if cfg.batch_frames < 1:
         raise UserError(f"--batch_frames must be at least 1, got {cfg.batch_frames}")
     check_threads(cfg.threads)
+    for folder, flag in ((cfg.workdir, "--workdir"), (cfg.uncertain, "--uncertain_frames_dir"),
+                         (registry.versions_dir(cfg.models_dir), "--models_dir")):
+        check_writable_dir(folder, flag)  # before any work: a round would otherwise fail only at its end
     workdir = Path(cfg.workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     lock = RunLock(workdir / ".lock")
