@@ -14,7 +14,7 @@ from tqdm import tqdm
 
 from .atomic import check_writable_dir, write_bytes, write_error
 from .classifier import CLASS_NAMES
-from .errors import UserError
+from .errors import UserError, check_range
 from .face_dataset import box_region, class_folders, iter_labeled_images, split_by_image
 from .images import IMAGE_SUFFIXES, list_images, load_image
 
@@ -152,6 +152,9 @@ def run_prepare(source_path=None, labels_dir=None, metadata_dir=None, images_dir
                 train_per_class=500, test_fraction=0.2, min_face_size=20, seed=0, overwrite=False, progress=True):
     if source_path is None and labels_dir is None:
         raise UserError("nothing to prepare: give --source_path (with_mask/, without_mask/) and/or --labels_dir")
+    check_range("--train_per_class", train_per_class, 0)
+    check_range("--test_fraction", test_fraction, 0, 1)
+    check_range("--min_face_size", min_face_size, 0)
     check_no_overlap(output_path, source_path=source_path, labels_dir=labels_dir, images_dir=images_dir,
                      metadata_dir=metadata_dir)
     output = check_output(output_path, overwrite)  # fail early, before any work

@@ -12,7 +12,7 @@ from tqdm import tqdm
 
 from .classifier import DEFAULT_MTCNN_SETTINGS, MaskClassifier, build_network, load_classifier, save_classifier
 from .atomic import check_writable, check_writable_dir
-from .errors import UserError, check_threads
+from .errors import UserError, check_range, check_threads
 from .face_dataset import DEFAULT_CACHE_DIR, concat, face_crops_from_folder, face_crops_from_labels
 from .mask_metrics import binary_metrics, evaluate_classifier
 
@@ -208,6 +208,10 @@ def run_training(train_examples_path=("mask_dataset/train",), train_dataset_size
         torch.set_num_threads(threads)
     if batch_size_per_class < 1 or num_epochs < 1:
         raise UserError("--batch_size_per_class and --num_epochs must be at least 1")
+    check_range("--lr", lr, 0, lo_open=True)
+    check_range("--val_fraction", val_fraction, 0, 1, hi_open=True)
+    if train_dataset_size_per_class is not None:
+        check_range("--train_dataset_size_per_class", train_dataset_size_per_class, 1)
     check_writable(detector_model_output_path, "--detector_model_output_path")  # before any work
     check_writable_dir(cache_dir, "--cache_dir")
     init_state, settings = None, dict(DEFAULT_MTCNN_SETTINGS)

@@ -160,3 +160,36 @@ def test_finetune_mtcnn_refuses_labels_without_faces(shared_dir, tmp_path, capsy
     line = cli_error(finetune_mtcnn, ["--labels_dir", export, "--mtcnn_model_output_path", out, "--force"], capsys)
     assert str(export) in line and "no labeled faces" in line
     assert not out.exists()
+
+
+# --- item 9, the other scripts: numeric flags out of range ----------------------------------------------
+@pytest.mark.parametrize("script, argv, flag", [
+    ("train_mask_detector", ["--lr", "-1"], "--lr"),
+    ("train_mask_detector", ["--train_dataset_size_per_class", "-1"], "--train_dataset_size_per_class"),
+    ("train_mask_detector", ["--val_fraction", "2"], "--val_fraction"),
+    ("prepare_mask_dataset", ["--train_per_class", "-1"], "--train_per_class"),
+    ("prepare_mask_dataset", ["--test_fraction", "1.5"], "--test_fraction"),
+    ("footages_to_frames", ["--jpeg_quality", "500"], "--jpeg_quality"),
+    ("footages_to_frames", ["--threshold", "-0.5"], "--threshold"),
+    ("active_learning", ["--holdout_fraction", "2"], "--holdout_fraction"),
+    ("active_learning", ["--mtcnn_lr", "-1"], "--mtcnn_lr"),
+    ("active_learning", ["--classifier_epochs", "0"], "--classifier_epochs"),
+    ("cctv_mask_detector", ["--class_threshold", "2"], "--class_threshold"),
+    ("cctv_mask_detector", ["--reconnect_attempts", "-1"], "--reconnect_attempts"),
+])
+def test_numeric_flags_out_of_range_are_one_error_line(script, argv, flag, shared_dir, tmp_path, capsys, monkeypatch):
+    import importlib
+
+    module = importlib.import_module(script)
+    footage = shared_dir / "data" / "footage"
+    base = {"train_mask_detector": ["--train_examples_path", tmp_path, "--detector_model_output_path", tmp_path / "d.pt",
+                                    "--cache_dir", tmp_path / "c"],
+            "prepare_mask_dataset": ["--source_path", shared_dir / "data" / "mask_classification", "--output_path",
+                                     tmp_path / "ds"],
+            "footages_to_frames": ["--footage_dir", footage, "--output_dir", tmp_path / "f"],
+            "active_learning": ["run", "--workdir", tmp_path / "w", "--models_dir", tmp_path / "m"],
+            "cctv_mask_detector": ["--footage_path", footage / "channy_in.gif", "--output_path", tmp_path / "o.mp4",
+                                   "--no_voice", "--quiet"]}[script]
+    line = cli_error(module, base + argv, capsys)
+    assert flag in line
+    assert not (tmp_path / "ds").exists() and not (tmp_path / "f").exists() and not (tmp_path / "o.mp4").exists()

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from .. import model_registry as registry
 from ..atomic import check_writable_dir, write_json
-from ..errors import UserError, check_threads
+from ..errors import UserError, check_range, check_threads
 from .batches import (check_same_filesystem, complete_frames, list_batches, recover_partial_batches,
                       repair_manifests, take_batch)
 from .journal import History, RunLock, fsync_dir
@@ -44,6 +44,7 @@ def run_loop(cfg: LoopConfig) -> dict:
     if cfg.batch_frames < 1:
         raise UserError(f"--batch_frames must be at least 1, got {cfg.batch_frames}")
     check_threads(cfg.threads)
+    _check_numbers(cfg)
     for folder, flag in ((cfg.workdir, "--workdir"), (cfg.uncertain, "--uncertain_frames_dir"),
                          (registry.versions_dir(cfg.models_dir), "--models_dir")):
         check_writable_dir(folder, flag)  # before any work: a round would otherwise fail only at its end
@@ -65,6 +66,19 @@ def run_loop(cfg: LoopConfig) -> dict:
     finally:
         for lock in reversed(held):
             lock.release()
+
+
+def _check_numbers(cfg):
+    t = cfg.train
+    check_range("--labels_settle_s", cfg.labels_settle_s, 0)
+    check_range("--tolerance", cfg.tolerance, 0)
+    check_range("--holdout_fraction", t.holdout_fraction, 0, 1, hi_open=True)
+    check_range("--max_train_frames", t.max_train_frames, 0)
+    for flag in ("mtcnn_epochs", "mtcnn_batch_size", "classifier_epochs", "classifier_batch_per_class",
+                 "classifier_examples_per_class"):
+        check_range(f"--{flag}", getattr(t, flag), 1)
+    for flag in ("mtcnn_lr", "classifier_lr"):
+        check_range(f"--{flag}", getattr(t, flag), 0, lo_open=True)
 
 
 def _tick(cfg, history) -> dict:
