@@ -8,20 +8,12 @@ import numpy as np
 import pytest
 import torch
 
+from script_cli import cli_error
+
 from cctv.classifier import MaskClassifier, build_network, make_checkpoint
 from cctv.errors import UserError
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def cli_error(module, argv, capsys):
-    """Run a script's main on argv; returns its one stderr line (it must exit 2 with `error: ...`)."""
-    with pytest.raises(SystemExit) as exit_info:
-        module.main(module.parse_opt([str(a) for a in argv]))
-    err = capsys.readouterr().err.strip().splitlines()
-    assert exit_info.value.code == 2, err
-    assert len(err) == 1 and err[0].startswith("error: "), err
-    return err[0]
 
 
 # --- item 9: MTCNN's own arguments ----------------------------------------------------------------------

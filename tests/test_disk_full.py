@@ -6,7 +6,6 @@ write patched to fail with ENOSPC, so that they are tested everywhere."""
 import errno
 import os
 import subprocess
-import uuid
 from pathlib import Path
 
 import numpy as np
@@ -16,28 +15,6 @@ import cctv.atomic
 from cctv.errors import UserError
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture()
-def tiny_disk(tmp_path):
-    """A mounted tmpfs of `size` bytes: tiny_disk(size) -> its folder (unmounted after the test)."""
-    mounted = []
-
-    def mount(size, options=""):
-        folder = tmp_path / f"disk-{uuid.uuid4().hex[:6]}"
-        folder.mkdir()
-        opts = f"size={size}" + (f",{options}" if options else "")
-        done = subprocess.run(["mount", "-t", "tmpfs", "-o", opts, "tmpfs", str(folder)], capture_output=True,
-                              text=True)
-        if done.returncode != 0:
-            pytest.skip(f"cannot mount a tmpfs here ({done.stderr.strip() or 'not root'}): the ENOSPC-patched "
-                        f"tests cover the same code")
-        mounted.append(folder)
-        return folder
-
-    yield mount
-    for folder in mounted:
-        subprocess.run(["umount", "-l", str(folder)], capture_output=True)
 
 
 def fill(folder, leave_bytes):

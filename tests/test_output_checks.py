@@ -7,21 +7,13 @@ import signal
 import subprocess
 import sys
 import time
-import uuid
 from pathlib import Path
 
 import pytest
 
+from script_cli import cli_error
+
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def cli_error(module, argv, capsys):
-    with pytest.raises(SystemExit) as exit_info:
-        module.main(module.parse_opt([str(a) for a in argv]))
-    err = capsys.readouterr().err.strip().splitlines()
-    assert exit_info.value.code == 2, err
-    assert len(err) == 1 and err[0].startswith("error: "), err
-    return err[0]
 
 
 def no_work(*_, **__):
@@ -37,16 +29,8 @@ def blocker(tmp_path):
 
 
 @pytest.fixture()
-def readonly_dir(tmp_path):
-    folder = tmp_path / f"ro-{uuid.uuid4().hex[:6]}"
-    folder.mkdir()
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m,ro", "tmpfs", str(folder)], capture_output=True,
-                          text=True)
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a read-only tmpfs here ({done.stderr.strip() or 'not root'}); the "
-                    f"file-in-the-way tests cover the same check")
-    yield folder
-    subprocess.run(["umount", "-l", str(folder)], capture_output=True)
+def readonly_dir(tiny_disk):
+    return tiny_disk("1m", "ro")
 
 
 def class_folder(root, per_class, shared_dir):
@@ -198,7 +182,8 @@ def test_ctrl_c_in_prepare_mask_dataset_keeps_the_previous_dataset_whole(shared_
     before = listing(out)
     proc = subprocess.Popen([sys.executable, script, "--source_path", str(shared_dir / "data" / "mask_classification"),
                              "--output_path", str(out), "--overwrite"], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # even under nohup &
     deadline = time.time() + 120
     while time.time() < deadline and proc.poll() is None:
         building = [p for p in out.rglob("*.jpg") if any(part.startswith(".") for part in p.relative_to(out).parts)]
