@@ -203,3 +203,17 @@ def test_footages_to_frames_when_writes_fail_with_enospc(shared_dir, tmp_path, e
     assert e.value.code == 2 and err[-1].startswith(f"error: {out}/") and "disk full" in err[-1], err
     assert len(list(out.glob("*.jpg"))) == 3
     check_frames_complete(out)
+
+
+def test_active_learning_history_on_a_full_disk_is_one_line_and_the_next_entry_survives(tiny_disk):
+    from cctv.active_learning.journal import History
+
+    folder = tiny_disk("64k")
+    history = History(folder / "history.jsonl", echo=False)
+    history.log("run-start")
+    fill(folder, 0)
+    with pytest.raises(UserError, match="disk full"):
+        history.log("batch-created", frames=["x" * 100] * 100)
+    (folder / "filler").unlink()
+    history.log("run-end")
+    assert [e["step"] for e in history.entries()] == ["run-start", "run-end"]

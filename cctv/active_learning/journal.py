@@ -5,6 +5,8 @@ import os
 import time
 from pathlib import Path
 
+from ..atomic import write_error
+
 
 class RunLock:
     """An exclusive, non-blocking flock on `<workdir>/.lock`; the kernel releases it when the process dies,
@@ -44,12 +46,15 @@ class History:
     def log(self, step, **fields):
         entry = {"time": time.strftime("%Y-%m-%dT%H:%M:%S"), "pid": os.getpid(), "step": step, **fields}
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.path, "a+b") as f:
-            if f.seek(0, os.SEEK_END) and _last_byte(f) != b"\n":
-                f.write(b"\n")  # a line torn by a kill must not swallow this one
-            f.write((json.dumps(entry, default=str) + "\n").encode("utf-8"))
-            f.flush()
-            os.fsync(f.fileno())
+        try:
+            with open(self.path, "a+b") as f:
+                if f.seek(0, os.SEEK_END) and _last_byte(f) != b"\n":
+                    f.write(b"\n")  # a line torn by a kill (or a full disk) must not swallow this one
+                f.write((json.dumps(entry, default=str) + "\n").encode("utf-8"))
+                f.flush()
+                os.fsync(f.fileno())
+        except OSError as e:
+            raise write_error(self.path, e) from None
         if self.echo:
             detail = ", ".join(f"{k}={v}" for k, v in fields.items() if not isinstance(v, (dict, list)))
             print(f"[{entry['time']}] {step}" + (f": {detail}" if detail else ""), flush=True)
