@@ -28,10 +28,6 @@ def repo_root():
     return ROOT
 
 
-def pytest_configure(config):
-    config.addinivalue_line("markers", "slow: data-heavy tests (deselect with -m 'not slow')")
-
-
 @pytest.fixture()
 def tiny_disk(tmp_path):
     """A mounted tmpfs: tiny_disk("64k") -> its folder, tiny_disk("1m", "ro") a read-only one; unmounted after

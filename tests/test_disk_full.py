@@ -139,6 +139,7 @@ def test_uncertain_frame_when_the_jpeg_write_fails_with_enospc(tmp_path, enospc_
     check_no_half_frame(tmp_path)
 
 
+@pytest.mark.slow
 def test_main_job_stops_with_one_line_when_the_uncertain_folder_fills(shared_dir, tiny_disk, tmp_path):
     folder = tiny_disk("1m")
     fill(folder, 40_000)
