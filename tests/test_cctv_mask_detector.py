@@ -86,6 +86,7 @@ def test_the_person_leaving_unmasked_is_named_and_the_masked_one_coming_in_is_no
     assert events == [] and summary.people["protected"] >= 1
 
 
+@pytest.mark.slow
 def test_no_alert_once_everyone_is_masked(tmp_path, detector_model, four_people):
     # The last two seconds as their own clip: a fresh run, no cooldown left over from earlier alerts.
     clip = tmp_path / "last_2s.mp4"
