@@ -1,5 +1,6 @@
 """People: tracks through missed detections, one weighted decision per person, static faces set aside,
 alerts once per person (and only for people heading out with an exit zone), and `--exit_zone` errors."""
+import cv2
 import numpy as np
 import pytest
 
@@ -7,6 +8,7 @@ from cctv.alerts import PersonAlertMonitor
 from cctv.errors import UserError
 from cctv.exit_zone import parse_exit_zone
 from cctv.people import PROTECTED, UNKNOWN, UNPROTECTED, People, PeopleSettings, vote_weight
+from cctv.snapshots import SnapshotSaver
 from cctv.tracking import FaceTracker
 
 FPS = 10.0
@@ -198,3 +200,16 @@ def test_weak_faces_keep_a_track_but_never_start_one():
     ids = [int(tracker.update([box_at(200 + 5 * i, 100)], [0.9 if i < 3 else 0.3])[0]) for i in range(10)]
     assert ids[0] == -1 and len(set(ids[1:])) == 1  # the weak boxes from frame 3 on still carry the id
 
+
+
+def test_snapshots_are_the_frame_with_the_people_boxed_and_their_best_crops(tmp_path):
+    people = People(fps=FPS)
+    feed(people, None, frames_of(8, walker(3, 0.05)))
+    frame = frame_with([])
+    saver = SnapshotSaver(tmp_path / "out.mp4.snapshots", tmp_path)
+    paths = saver.save(2, 8, frame, [people.get(3)])
+    assert paths == ["out.mp4.snapshots/alert0002-frame00008.jpg", "out.mp4.snapshots/alert0002-track3-face.jpg"]
+    shot, crop = (cv2.imread(str(tmp_path / p)) for p in paths)
+    assert shot.shape == frame.shape and (frame == WALL).all()  # drawn on a copy: the video's frame is untouched
+    assert min(crop.shape[:2]) >= 96  # a 24 px face, scaled up to be looked at
+    assert sorted(p.name for p in (tmp_path / "out.mp4.snapshots").iterdir()) == [p.split("/")[1] for p in paths]
