@@ -15,8 +15,8 @@ BLOCKS_ACROSS = 5    # pixel blocks across an enlarged face: a face shape stays,
 def faces_to_blur(mode, p_protected, threshold=0.5, track_ids=None, keep_track_ids=None):
     """Boolean mask over a frame's faces: which to pixelate.
 
-    `others` keeps visible the people an alert is about: with tracking, the faces whose track id is in
-    `keep_track_ids`; without it (no ids), every unprotected face (the faces an alert is about)."""
+    `others` keeps visible the people alerts are about: the faces whose track id is in `keep_track_ids`
+    (the main job passes the people its alerts named); without track ids, every unprotected face."""
     p_protected = np.asarray(p_protected)
     if mode == "none":
         return np.zeros(len(p_protected), bool)

@@ -19,7 +19,7 @@ import stat
 import time
 from pathlib import Path
 
-from .errors import UserError
+from .errors import check_range
 
 DAY_S = 86400.0
 RUN_FILE_SUFFIXES = (".events.jsonl", ".run.json", ".timeline.jsonl", ".report.html")
@@ -28,8 +28,8 @@ REMOVED_BATCH = ".{}.removed"
 
 
 def check_days(days, flag="--retention_days"):
-    if days is not None and not days > 0:
-        raise UserError(f"{flag} must be more than 0 (days), got {days}")
+    if days is not None:
+        check_range(flag, days, 0, lo_open=True)
 
 
 def _cutoff(days, now):

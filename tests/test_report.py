@@ -175,7 +175,7 @@ def test_a_live_job_keeps_its_report_fresh_while_it_runs(tmp_path):
 
     out = tmp_path / "camera0.mp4"
     cfg = JobConfig(footage_path="0", output_path=str(out), no_voice=True, quiet=True, report=True,
-                    report_every_s=0.05, blur_faces="all")
+                    report_every_s=0.05, blur_faces="all", alert_rule="frame")  # a still face: no person
     # 2 frames/s of video fed at up to 100 frames/s: video time runs far ahead of the clock
     job = _Job(cfg, SourceInfo("camera 0", "camera0", 160, 120, 2, None, True), Warnings(), 4)
     unmasked = Faces(np.array([[40, 30, 80, 80]], np.float32), np.array([0.99], np.float32),

@@ -60,7 +60,7 @@ def test_the_job_prunes_at_start_and_says_what_it_removed(tmp_path, shared_dir):
     bad = subprocess.run([sys.executable, str(ROOT / "cctv_mask_detector.py"), "--footage_path", "0",
                           "--output_path", str(tmp_path / "x.mp4"), "--retention_days", "0"],
                          capture_output=True, text=True)
-    assert bad.returncode == 2 and bad.stderr.strip() == "error: --retention_days must be more than 0 (days), got 0.0"
+    assert bad.returncode == 2 and bad.stderr.strip() == "error: --retention_days must be above 0, got 0.0"
 
 
 def make_batch(work, uncertain, frames, age_days):

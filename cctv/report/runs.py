@@ -10,12 +10,12 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from ..alerts import EVENT_FIELDS
 from ..errors import UserError
 from ..timeline import MANIFEST_SUFFIX, TIMELINE_SUFFIX
 
 EVENTS_SUFFIX = ".events.jsonl"
 RUN_SUFFIXES = (EVENTS_SUFFIX, TIMELINE_SUFFIX, MANIFEST_SUFFIX)
+ALERT_FIELDS = ("time_s", "frame", "faces", "protected", "ratio")  # every alert line has them; the rest is optional
 TIMELINE_FIELDS = ("time_s", "faces", "protected")
 
 
@@ -99,7 +99,7 @@ def _base_of(path: Path) -> Path:
 def load_run(base: Path, skipped: list) -> Run:
     run = Run(Path(base))
     run.manifest = _read_manifest(Path(f"{base}{MANIFEST_SUFFIX}"), skipped)
-    run.events = _read_lines(Path(f"{base}{EVENTS_SUFFIX}"), EVENT_FIELDS, "alert", skipped)
+    run.events = _read_lines(Path(f"{base}{EVENTS_SUFFIX}"), ALERT_FIELDS, "alert", skipped)
     run.timeline = _read_lines(Path(f"{base}{TIMELINE_SUFFIX}"), TIMELINE_FIELDS, "timeline", skipped)
     run.timeline.sort(key=lambda t: t["time_s"])
     run.events.sort(key=lambda e: e["time_s"])
