@@ -26,7 +26,7 @@ def test_only_the_enlarged_face_box_is_pixelated():
     changed = np.argwhere((frame != original).any(axis=2))
     assert changed[:, 0].min() >= y1 and changed[:, 0].max() < y2 and changed[:, 1].min() >= x1 and changed[:, 1].max() < x2
     region = frame[y1:y2, x1:x2].reshape(-1, 3)
-    assert len(np.unique(region, axis=0)) <= 5 * 6  # a few flat blocks, not the face's detail
+    assert len(np.unique(region, axis=0)) <= 4 * 5  # a few flat blocks, not the face's detail
     pixelate_faces(frame, [[-20, -20, 10, 10], [295, 195, 330, 230]])  # boxes past the frame's edges: clipped
 
 
@@ -34,4 +34,4 @@ def test_a_face_crop_is_pixelated_whole():
     from cctv.privacy import pixelate_image
 
     crop = np.random.default_rng(1).integers(0, 256, (60, 48, 3), dtype=np.uint8)
-    assert len(np.unique(pixelate_image(crop).reshape(-1, 3), axis=0)) <= 5 * 6
+    assert len(np.unique(pixelate_image(crop).reshape(-1, 3), axis=0)) <= 4 * 5

@@ -64,17 +64,29 @@ def test_blurred_faces_are_not_recognisable_and_nothing_else_changes(tmp_path, f
     detector = MTCNN(keep_all=True)  # default thresholds: what would recognise a face in the video
     found = {mode: faces_found(out, detector) for mode, (out, _, _) in runs.items()}
     assert found["none"] >= 100 and found["all"] < 0.05 * found["none"], found
-    # others: the unprotected people an alert is about stay visible, the rest is pixelated
+    # others: the people the alerts named stay visible from their alert on, the rest is pixelated
     assert found["all"] < found["others"] < found["none"], found
     base = runs["none"][1]
     for mode in ("all", "others"):
         _, summary, events = runs[mode]
-        assert events == runs["none"][2] and events
-        assert (summary.frames, summary.faces, summary.protected, summary.alerts) == \
-               (base.frames, base.faces, base.protected, base.alerts)
+        assert without_paths(events) == without_paths(runs["none"][2]) and events
+        assert (summary.frames, summary.faces, summary.protected, summary.alerts, summary.people) == \
+               (base.frames, base.faces, base.protected, base.alerts, base.people)
+    faces_in = {mode: [faces_in_image(tmp_path / shot, detector) for e in events for shot in e["snapshots"]]
+                for mode, (_, _, events) in runs.items()}
+    assert all(faces_in["none"]) and not any(faces_in["all"]), faces_in  # frame and face snapshots alike
+    assert all(faces_in["others"]), faces_in  # each alert's own person, in its frame and its face snapshot
     kept = sorted((tmp_path / "uncertain-all").glob("*.jpg"))  # frames for labeling: never blurred
     assert kept and [p.name for p in kept] == [p.name for p in sorted((tmp_path / "uncertain-none").glob("*.jpg"))]
+    assert all(faces_in_image(path, detector) >= 4 for path in kept)
+
+
+def without_paths(events):
+    """Alert lines without their file names (each run's snapshots are named after its own output)."""
+    return [{**e, "snapshots": [Path(s).name for s in e["snapshots"]]} for e in events]
+
+
+def faces_in_image(path, detector):
     import cv2
 
-    for path in kept:
-        assert len(detector.detect(cv2.cvtColor(cv2.imread(str(path)), cv2.COLOR_BGR2RGB))[0]) >= 4
+    return len(detector.detect(cv2.cvtColor(cv2.imread(str(path)), cv2.COLOR_BGR2RGB))[0])
