@@ -38,8 +38,9 @@ def ratio_plot(series, alerts, threshold, wall_axis, xlim=None):
         for x, ratio, number in alerts:
             ax.axvline(x, color=RED, alpha=0.25, linewidth=1)
             ax.plot([x], [ratio], marker="v", color=RED, markersize=8, linestyle="none", clip_on=False)
-            ax.annotate(f"#{number}", (x, ratio), textcoords="offset points", xytext=(0, 8), ha="center",
-                        color=RED, fontsize=8, fontweight="bold")
+            # labels of alerts close together step up, so that they don't print over each other
+            ax.annotate(f"#{number}", (x, ratio), textcoords="offset points", xytext=(0, 8 + 10 * (number % 3)),
+                        ha="center", color=RED, fontsize=8, fontweight="bold")
         ax.set_ylim(0, 1.08)
         ax.yaxis.set_major_formatter(PercentFormatter(1.0))
         ax.set_ylabel("protected")
