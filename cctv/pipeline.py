@@ -312,11 +312,14 @@ def _watch(cfg, pipeline, source, warn):
 class _Job:
     """One run's outputs and state: alert logic, events, voice, uncertain frames, drawing, video, window."""
 
-    def __init__(self, cfg, info, warn, batch_size):
-        self.cfg, self.fps = cfg, float(info.fps)
+    def __init__(self, cfg, info, warn, batch_size, first_frame=0, events=None, monitor=None):
+        """`first_frame`, `events` and `monitor` let a resumed run (cctv.resumable) continue a camera's frame
+        numbering, events file and alert state across restarts."""
+        self.cfg, self.fps, self.first_frame = cfg, float(info.fps), first_frame
         speech = render_speech(cfg.alert_message, warn) if cfg.alert_audio else None
         self.voice = None if cfg.no_voice else VoiceAlert(cfg.alert_message, warn)
-        self.monitor = AlertMonitor(cfg.alert_threshold, cfg.min_faces, cfg.alert_frames, cfg.alert_cooldown)
+        self.monitor = monitor or AlertMonitor(cfg.alert_threshold, cfg.min_faces, cfg.alert_frames,
+                                               cfg.alert_cooldown)
         self.saver = None
         if cfg.uncertain_frames_dir:
             from .uncertain import UncertainFrameSaver
@@ -326,7 +329,7 @@ class _Job:
                                              cfg.uncertain_max_per_second, cfg.class_threshold)
         self.display = Display(warn) if cfg.display else None
         self.summary = JobSummary(info.name, Path(cfg.output_path), events_path(cfg.output_path))
-        self.events = EventLog(self.summary.events)
+        self.events = events or EventLog(self.summary.events)
         # On the CPU one encoder thread keeps up with detection; more would preempt the detector's threads.
         self.writer = BackgroundWriter(VideoWriter(cfg.output_path, info.width, info.height, info.fps,
                                                    alert_audio=speech[0] if speech else None,
@@ -340,7 +343,8 @@ class _Job:
     def handle(self, frame, faces):
         """Uncertain capture (on the raw frame), alert logic, drawing, then the frame goes to the video."""
         s = self.summary
-        index, time_s = s.frames, s.frames / self.fps
+        index = self.first_frame + s.frames
+        time_s = index / self.fps
         if self.saver:
             self.saver.consider(frame, index, time_s, faces.boxes, faces.det_probs, faces.p_protected)
         event = self.monitor.update(index, time_s, faces.total, faces.protected)
