@@ -24,7 +24,7 @@ import ray
 from .atomic import write_json, write_text
 from .errors import UserError
 from .pipeline import default_batch_size
-from .resumable import DEFAULT_CHECKPOINT_FRAMES, DEFAULT_MAX_RESTARTS, CameraRun
+from .resumable import DEFAULT_CHECKPOINT_FRAMES, DEFAULT_MAX_RESTARTS, CameraRun, checkpoint_path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 CPUS_PER_DETECTOR = 2
@@ -39,7 +39,7 @@ def init_ray(address=None, num_cpus=None, object_store_memory=None):
         return False
     # every node imports the package from the same path (the repository on shared storage on a cluster)
     runtime_env = {"env_vars": {"PYTHONPATH": str(REPO_ROOT), "OMP_WAIT_POLICY": "PASSIVE"}}
-    kwargs = dict(address=address, runtime_env=runtime_env, log_to_driver=False)
+    kwargs = dict(address=address, runtime_env=runtime_env, log_to_driver=False, logging_level="WARNING")
     if not address:
         kwargs.update(num_cpus=num_cpus, include_dashboard=False, object_store_memory=object_store_memory)
     try:
@@ -249,6 +249,8 @@ def run_cameras(cameras, base_cfg, output_dir, ray_address=None, status_json=Non
     finally:
         if started:
             ray.shutdown()
+    for result in job.results.values():  # finished: nothing left to resume
+        checkpoint_path(result["output"]).unlink(missing_ok=True)
     merged = merge_events(cameras, job.results, Path(output_dir) / "events.jsonl")
     summary = {"cameras": [job.results.get(c.name) or {"camera": c.name, "error": job.errors.get(c.name)}
                            for c in cameras], "events": str(merged)}
