@@ -166,13 +166,29 @@ class RayJob:
     """Start the detectors, board and cameras; wait() for the cameras' summaries."""
 
     def __init__(self, cameras, base_cfg, checkpoint_frames=DEFAULT_CHECKPOINT_FRAMES,
-                 max_restarts=DEFAULT_MAX_RESTARTS, run_id=None):
-        self.cameras, self.base = cameras, base_cfg
+                 max_restarts=DEFAULT_MAX_RESTARTS, run_id=None, detectors=None):
+        self.cameras, self.base, self.detectors = cameras, base_cfg, detectors
         self.checkpoint_frames, self.max_restarts = checkpoint_frames, max_restarts
         self.run_id = run_id or uuid.uuid4().hex
         self.actors, self.refs, self.errors, self.results = {}, {}, {}, {}
 
     def start(self):
+        if self.detectors is None:
+            self.detectors = self.start_detectors()
+        self.board = StatusBoard.remote()
+        for cam in self.cameras:
+            args = (cam.name, _absolute_paths(cam.cfg), self.run_id, self.checkpoint_frames, self.detectors,
+                    self.board)
+            if cam.live:
+                actor = CameraActor.options(max_restarts=self.max_restarts, max_task_retries=-1).remote(*args)
+                self.actors[cam.name] = actor
+                ref = actor.run.remote()
+            else:
+                ref = archive_task.options(max_retries=self.max_restarts).remote(*args)
+            self.refs[ref] = cam.name
+        return self
+
+    def start_detectors(self):
         cfg = self.base
         model = dict(detector_model_path=_abs(cfg.detector_model_path), mtcnn_model_path=_abs(cfg.mtcnn_model_path),
                      device=cfg.device, thresholds=cfg.thresholds, min_face_size=cfg.min_face_size,
@@ -187,20 +203,8 @@ class RayJob:
             per = max(1, min(CPUS_PER_DETECTOR, int(resources.get("CPU", 1))))
             count, options, threads = max(1, int(resources.get("CPU", 1)) // per), {"num_cpus": per}, cfg.threads or per
         max_batch = 4 * (cfg.batch_size or default_batch_size(model["device"]))
-        self.detectors = [Detector.options(max_restarts=-1, max_task_retries=-1, **options)
-                          .remote(model, threads, max_batch) for _ in range(count)]
-        self.board = StatusBoard.remote()
-        for cam in self.cameras:
-            args = (cam.name, _absolute_paths(cam.cfg), self.run_id, self.checkpoint_frames, self.detectors,
-                    self.board)
-            if cam.live:
-                actor = CameraActor.options(max_restarts=self.max_restarts, max_task_retries=-1).remote(*args)
-                self.actors[cam.name] = actor
-                ref = actor.run.remote()
-            else:
-                ref = archive_task.options(max_retries=self.max_restarts).remote(*args)
-            self.refs[ref] = cam.name
-        return self
+        return [Detector.options(max_restarts=-1, max_task_retries=-1, **options).remote(model, threads, max_batch)
+                for _ in range(count)]
 
     def wait(self, on_tick=None, tick_s=1.0):
         pending = list(self.refs)
