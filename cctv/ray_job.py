@@ -24,7 +24,8 @@ import ray
 from .atomic import write_json, write_text
 from .errors import UserError
 from .pipeline import default_batch_size
-from .resumable import DEFAULT_CHECKPOINT_FRAMES, DEFAULT_MAX_RESTARTS, CameraRun, checkpoint_path
+from .resumable import (DEFAULT_CHECKPOINT_FRAMES, DEFAULT_MAX_RESTARTS, CameraRun, checkpoint_path,
+                        finish_interrupted)
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 CPUS_PER_DETECTOR = 2
@@ -175,7 +176,7 @@ class RayJob:
     def start(self):
         if self.detectors is None:
             self.detectors = self.start_detectors()
-        self.board = StatusBoard.remote()
+        self.board = StatusBoard.options(max_restarts=-1).remote()
         for cam in self.cameras:
             args = (cam.name, _absolute_paths(cam.cfg), self.run_id, self.checkpoint_frames, self.detectors,
                     self.board)
@@ -248,10 +249,14 @@ def run_cameras(cameras, base_cfg, output_dir, ray_address=None, status_json=Non
                 write_json(status_json, {"time": time.time(), "cameras": rows})
 
         job.wait(on_tick=tick)
-        rows = job.status()
-        tick(rows)
+        tick(job.status())
+    except KeyboardInterrupt:
+        ray.shutdown()  # the job's cameras stop with the driver; then their finished segments become their videos
+        for cam in cameras:
+            finish_interrupted(_absolute_paths(cam.cfg).output_path)
+        raise
     finally:
-        if started:
+        if started and ray.is_initialized():
             ray.shutdown()
     for result in job.results.values():  # finished: nothing left to resume
         checkpoint_path(result["output"]).unlink(missing_ok=True)

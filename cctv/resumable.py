@@ -21,6 +21,7 @@ import av
 
 from .alerts import AlertMonitor
 from .atomic import atomic_path, write_json, write_text
+from .errors import UserError
 from .pipeline import JobConfig, Warnings, _batches, _Job, default_batch_size, events_path
 from .video import open_source, prefetch
 
@@ -98,6 +99,21 @@ def concat_videos(parts, path):
     return path
 
 
+def finish_interrupted(output_path):
+    """After the job was stopped (Ctrl-C): join a camera's finished segments into its video, as the
+    single-source job leaves the video of what it processed. Returns True when there was something to join."""
+    try:
+        state = json.loads(checkpoint_path(output_path).read_text())
+    except (OSError, ValueError):
+        return False
+    parts = [Path(output_path).parent / p for p in state.get("segments", [])]
+    parts = [p for p in parts if p.exists()]
+    if state.get("done") or not parts:
+        return False
+    concat_videos(parts, output_path)
+    return True
+
+
 class CameraRun:
     """One camera (a JobConfig with its footage_path and output_path) run to the end, resumable. `run_id`
     tells a restart of this run (resume) from a new run of the job (start over)."""
@@ -143,15 +159,25 @@ class CameraRun:
                     if n == 0:
                         break
                     index += n
-                    state["next_frame"] = index
+                    state["next_frame"] = index  # a live source's numbering may have jumped past the checkpoint's
                     write_json(self.checkpoint, state)
                     if n < take:
                         break
+            except UserError:  # the source is gone for good: keep the video of what was processed
+                self._finish(state)
+                report({**status, "state": "failed", "fps": 0.0})
+                raise
             finally:
                 frames.close()
         finally:
             events.shutdown()
             source.close()
+        self._finish(state)
+        report({**status, "state": "done", "fps": 0.0})
+        return self._summary(state)
+
+    def _finish(self, state):
+        """Join the segments into the camera's video; the checkpoint says done before they are removed."""
         parts = [self.output.parent / p for p in state["segments"]]
         if parts:
             concat_videos(parts, self.output)
@@ -159,15 +185,13 @@ class CameraRun:
         write_json(self.checkpoint, state)
         for part in parts:
             part.unlink(missing_ok=True)
-        report({**status, "state": "done", "fps": 0.0})
-        return self._summary(state)
 
     def _segment(self, state, frames, info, warn, batch_size, first, events, monitor, detect_batches, status,
                  report):
         seg = segment_path(self.output, len(state["segments"]))
         job = _Job(replace(self.cfg, output_path=str(seg)), info, warn, batch_size, first_frame=first,
                    events=events, monitor=monitor)
-        failed, tick, ticked = True, time.perf_counter(), 0
+        tick, ticked = time.perf_counter(), 0
         try:
             for batch, faces in detect_batches(_batches(frames, batch_size)):
                 for frame, f in zip(batch, faces):
@@ -178,9 +202,17 @@ class CameraRun:
                 status.update(frames=state["frames"] + job.summary.frames, people=faces[-1].total,
                               alerts=monitor.count)
                 report(dict(status))
-            failed = False
-        finally:
-            job.close(failed)
+        except UserError:  # a lost source: what this segment got is kept (a crash redoes it instead)
+            job.close(True)
+            self._commit(state, job, seg, monitor)
+            raise
+        except BaseException:
+            job.close(True)
+            raise
+        job.close(False)
+        return self._commit(state, job, seg, monitor)
+
+    def _commit(self, state, job, seg, monitor):
         s = job.summary
         if s.frames:
             state["segments"].append(seg.name)
@@ -189,6 +221,7 @@ class CameraRun:
         state["uncertain"] += s.uncertain
         state["alerts"] = monitor.count
         state["monitor"] = dict(monitor.__dict__)
+        state["next_frame"] += s.frames
         return s.frames
 
     def _load_state(self):

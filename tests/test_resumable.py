@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from cctv.alerts import AlertEvent, read_events
+from cctv.errors import UserError
 from cctv.pipeline import JobConfig, MaskPipeline
 from cctv.resumable import CameraRun, ResumableEventLog, checkpoint_path
 from cctv.video import probe_video, read_frames
@@ -82,3 +83,21 @@ def test_event_log_skips_logged_frames_and_cuts_a_torn_line(tmp_path):
     log.write(AlertEvent(1.2, 30, 2, 1, 0.5))
     log.shutdown()
     assert [e["frame"] for e in read_events(path)] == [10, 30]
+
+
+def test_lost_source_keeps_the_video_of_what_was_processed(shared_dir, pipeline, tmp_path):
+    def source_lost(batches):  # what a live source that never comes back raises, mid-segment
+        for n, (batch, faces) in enumerate(_in_process(pipeline)(batches)):
+            yield batch, faces
+            if n == 1:
+                raise UserError("camera: was lost")
+    cfg = _cfg(shared_dir, tmp_path / "cam.mp4")
+    run = CameraRun("cam", cfg, "r", 16)
+    calls = itertools.count()
+
+    def detect_batches(batches):  # the first segment whole, the second one dies after its 2nd batch
+        return _in_process(pipeline)(batches) if next(calls) == 0 else source_lost(batches)
+    with pytest.raises(UserError, match="was lost"):
+        run.run(detect_batches)
+    assert probe_video(tmp_path / "cam.mp4")[0] == 16 + 8
+    assert not list(tmp_path.glob(".cam.part*"))
