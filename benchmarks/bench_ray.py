@@ -66,13 +66,14 @@ def in_process(cams):
 
 
 def on_ray(cams, base, detectors=None):
+    """Total frames/s of one Ray job, and its detectors (started here unless given)."""
     from cctv.ray_job import RayJob
 
     t = time.perf_counter()
     job = RayJob(cams, base, checkpoint_frames=10 ** 6, detectors=detectors).start()
     results = job.wait()
     assert not job.errors, job.errors
-    return sum(r["frames"] for r in results.values()) / (time.perf_counter() - t)
+    return sum(r["frames"] for r in results.values()) / (time.perf_counter() - t), job.detectors
 
 
 def startup(opt, out):
@@ -100,17 +101,16 @@ def main(opt):
         init_ray(num_cpus=opt.cpus, object_store_memory=500 * 1024 ** 2)
         ray_start = time.perf_counter() - t
         try:
-            from cctv.ray_job import RayJob
-
-            warm = RayJob([], base).start_detectors()  # a long-running service's detectors, loaded once
-            ray.get([d.stats.remote() for d in warm])
             for n in opt.sources:
                 cams = cameras_from_paths([opt.clip] * n, base, out)
                 best_in = best_cold = best_warm = 0.0
                 for _ in range(opt.rounds):
                     best_in = max(best_in, in_process(cams))
-                    best_cold = max(best_cold, on_ray(cams, base))
-                    best_warm = max(best_warm, on_ray(cams, base, warm))
+                    cold, detectors = on_ray(cams, base)
+                    warm, _ = on_ray(cams, base, detectors)  # a long-running service: detectors loaded once
+                    best_cold, best_warm = max(best_cold, cold), max(best_warm, warm)
+                    for d in detectors:  # they hold the cores: the next job starts its own
+                        ray.kill(d)
                 rows.append((n, best_in, best_cold, best_warm))
                 print(f"{n} sources: in-process {best_in:.2f} frames/s, Ray {best_cold:.2f} (detectors started) "
                       f"{best_warm:.2f} (detectors running)", flush=True)

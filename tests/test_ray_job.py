@@ -84,8 +84,10 @@ def test_three_cameras_survive_killed_actors(shared_dir, tmp_path):
     try:
         job = RayJob(cameras, base, checkpoint_frames=EVERY, max_restarts=3).start()
         # past the stream's first checkpoint, and the clip still running: kill its camera and the detector
-        _wait_for(job, lambda r: r.get("camera", {}).get("frames", 0) > EVERY + 4
-                  and 0 < r.get("four_people_masking", {}).get("frames", 0) < MAX_FRAMES - 8)
+        rows = _wait_for(job, lambda r: r.get("camera", {}).get("frames", 0) > EVERY + 4
+                         and 0 < r.get("four_people_masking", {}).get("frames", 0) < MAX_FRAMES - 8)
+        live = rows["four_people_masking"]  # the status table's row
+        assert live["state"] == "running" and live["fps"] > 0 and live["restarts"] == 0
         ray.kill(job.actors["camera"], no_restart=False)
         ray.kill(job.detectors[0], no_restart=False)
         results = job.wait()
@@ -112,3 +114,31 @@ def test_three_cameras_survive_killed_actors(shared_dir, tmp_path):
     merged = read_events(merge_events(cameras, results, tmp_path / "events.jsonl"))
     assert sorted((e["camera"], e["frame"]) for e in merged) == sorted(
         (n, e["frame"]) for n in names for e in read_events(tmp_path / f"{n}.mp4.events.jsonl"))
+
+
+@pytest.mark.slow
+def test_cli_several_sources(shared_dir, tmp_path):
+    """The command line with two clips: per-camera outputs, the merged events file, summary and status JSON."""
+    import json
+    import subprocess
+    import sys
+
+    footage = shared_dir / "data/footage"
+    r = subprocess.run([sys.executable, "cctv_mask_detector.py", "--footage_path", str(footage / "channy_in.gif"),
+                        str(footage / "four_people_masking.mp4"), "--max_frames", "12", "--alert_frames", "2",
+                        "--output_path", str(tmp_path), "--status_json", str(tmp_path / "status.json"), "--no_voice"],
+                       cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr
+    assert "channy_in" in r.stdout and "four_people_masking" in r.stdout  # the summary table
+    status = json.loads((tmp_path / "status.json").read_text())
+    assert [(c["camera"], c["state"], c["frames"]) for c in status["cameras"]] == [
+        ("channy_in", "done", 12), ("four_people_masking", "done", 12)]
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert [c["frames"] for c in summary["cameras"]] == [12, 12]
+    merged = read_events(tmp_path / "events.jsonl")
+    per_camera = [{"camera": name, **e} for name in ("channy_in", "four_people_masking")
+                  for e in read_events(tmp_path / f"{name}.mp4.events.jsonl")]
+    assert "four_people_masking" in {e["camera"] for e in merged}  # unmasked people at the start
+    assert merged == sorted(per_camera, key=lambda e: (e["time_s"], e["camera"]))  # all of them, in time order
+    assert probe_video(tmp_path / "channy_in.mp4")[0] == 12
+    assert not list(tmp_path.glob("*.checkpoint.json")) and not list(tmp_path.glob(".*part*"))
