@@ -77,12 +77,12 @@ def _pct(x):
 def format_comparison(results, specs=None) -> str:
     """One table: a row per model and face-size band; columns AP@0.5, recall masked / unmasked, false boxes
     per frame (overall rows only: a false box has no face size), faces counted."""
-    head = f"{"model":<30} {'faces':<7} {'AP@0.5':>6} {'recall':>6} {'masked':>6} {'unmasked':>8} {'false/frame':>11} {'n':>6}"
+    head = f"{'model':<30} {'faces':<7} {'AP@0.5':>6} {'recall':>6} {'masked':>6} {'unmasked':>8} {'false/frame':>11} {'n':>6}"
     lines = [head, "-" * len(head)]
     for name, rows in results.items():
         for band, m in rows.items():
             false = f"{m.false_per_frame:11.3f}" if band == "all" else f"{'':11}"
-            lines.append(f"{name if band == "all" else "":<30} {band:<7} {_pct(m.ap50):>6} {_pct(m.recall):>6} "
+            lines.append(f"{name if band == 'all' else '':<30} {band:<7} {_pct(m.ap50):>6} {_pct(m.recall):>6} "
                          f"{_pct(m.recall_per_class.get('protected')):>6} {_pct(m.recall_per_class.get('unprotected')):>8} "
                          f"{false} {m.faces:>6}")
     if specs:
