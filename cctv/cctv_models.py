@@ -17,7 +17,7 @@ CCTV_MIN_TRAIN_FACE = 10
 def cctv_mtcnn_settings():
     """The MTCNN settings the CCTV classifier's checkpoint carries, which the main job then uses."""
     return {"image_size": CCTV_CROP_SIZE, "margin": 0, "min_face_size": CCTV_MIN_FACE_SIZE,
-            "thresholds": list(CCTV_THRESHOLDS), "factor": 0.709}
+            "thresholds": list(CCTV_THRESHOLDS), "factor": 0.709, "weights": Path(SHIPPED_MTCNN).name}
 
 
 def labeled_face_crops(items, versions=2, cctv_share=0.7, seed=0, size=CCTV_CROP_SIZE, min_face=CCTV_MIN_TRAIN_FACE,
