@@ -74,9 +74,27 @@ def classifier_sources(shared, work_dir, versions=2, progress=True):
     moxa = load_labels(data / "moxa3k_train" / "labels").items
     for name, (train, test) in {"facemask853": split_by_image(mask853, 0.2, 0),
                                 "moxa3k": moxa3k_split(moxa)}.items():
-        out[name] = (labeled_face_crops(train, versions, source=f"{name} train", progress=progress),
-                     labeled_face_crops(test, 1, cctv_share=0.0, source=f"{name} test", progress=progress))
+        out[name] = tuple(_cached_faces(Path(work_dir) / f"{name}_{split}_faces.npz",
+                                        lambda: labeled_face_crops(part, n, share, source=f"{name} {split}",
+                                                                   progress=progress))
+                          for split, part, n, share in (("train", train, versions, 0.7), ("test", test, 1, 0.0)))
     return out
+
+
+def _cached_faces(path, make):
+    """A FaceSet's crops and labels, made once and kept in an .npz (delete it after changing the recipe)."""
+    import numpy as np
+
+    from .atomic import atomic_path
+    from .face_dataset import FaceSet
+
+    if path.is_file():
+        with np.load(path) as z:
+            return FaceSet(z["crops"], z["labels"], [], [], [], str(z["source"]))
+    faces = make()
+    with atomic_path(path, suffix=".npz") as tmp:
+        np.savez(tmp, crops=faces.crops, labels=faces.labels, source=faces.source)
+    return faces
 
 
 def train_cctv_classifier(train_sets, num_epochs=12, seed=0, progress=True):

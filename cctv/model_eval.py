@@ -104,3 +104,13 @@ def default_specs(mtcnn_model_path=None, shipped=None, min_face_size=None, thres
         specs.append(spec_from_checkpoint(f"given ({Path(mtcnn_model_path).name})", mtcnn_model_path,
                                           min_face_size, thresholds))
     return specs
+
+
+def threshold_sweep(predictions, truths, cuts, min_size=0.0):
+    """Recall and false boxes per frame if the last stage's threshold were each of `cuts` (detections kept
+    when their score passes): [(cut, DetectionMetrics)]. predictions made at a threshold below the cuts."""
+    out = []
+    for cut in cuts:
+        kept = [(b[s >= cut], s[s >= cut]) for b, s in predictions]
+        out.append((cut, evaluate(kept, truths, min_size=min_size)))
+    return out
