@@ -37,7 +37,8 @@ def detector_specs():
             (spec_from_checkpoint("finetuned_mtcnn (old)", ROOT / OLD_MTCNN), OLD_CLASSIFIER)]
     if (ROOT / SHIPPED_MTCNN).is_file():
         classifier = SHIPPED_CLASSIFIER if (ROOT / SHIPPED_CLASSIFIER).is_file() else OLD_CLASSIFIER
-        rows.append((spec_from_checkpoint("cctv_mtcnn (new)", ROOT / SHIPPED_MTCNN), classifier))
+        cctv_spec = spec_from_checkpoint("cctv_mtcnn (new)", ROOT / SHIPPED_MTCNN)
+        rows += [(cctv_spec, OLD_CLASSIFIER), (cctv_spec, classifier)]
     return rows
 
 
@@ -76,7 +77,7 @@ def photo_tables(rows):
     from cctv.cctv_training import load_sources
 
     sources = load_sources(SHARED)
-    specs = [spec for spec, _ in rows]
+    specs = list({spec.name: spec for spec, _ in rows}.values())
     out = []
     for name, items, min_size in (("Moxa3K held-out 15%", sources["moxa3k"][1], 10),
                                   ("facemask853 test 20%", sources["facemask853"][1], 20)):

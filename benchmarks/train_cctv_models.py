@@ -20,8 +20,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from cctv.atomic import save_torch  # noqa: E402
-from cctv.cctv_training import (FrameSource, cctv_sampling, load_sources, room_backgrounds,  # noqa: E402
-                                train_detector)
+from cctv.cctv_training import (FrameSource, cctv_sampling, load_sources, refine_with_trained_cascade,  # noqa: E402
+                                room_backgrounds, train_detector)
 from cctv.finetune.train import FinetuneSettings, checkpoint  # noqa: E402
 from cctv.cctv_models import CCTV_MIN_FACE_SIZE, CCTV_THRESHOLDS  # noqa: E402
 
@@ -50,9 +50,25 @@ def build_detector(opt, sources, log):
     settings = FinetuneSettings(stages=tuple(opt.stages.split(",")), batch_size=opt.batch_size, lr=opt.lr,
                                 num_epochs=3, seed=0, sampling=cctv_sampling(), frozen=())
     start = time.perf_counter()
-    result = train_detector(detector, source, settings, opt.cache_dir, parse_per_stage(opt.epochs, int),
-                            parse_per_stage(opt.stage_lr, float) if opt.stage_lr else None,
-                            parse_per_stage(opt.max_negatives, int), log=log)
+    if opt.resume_mtcnn:  # the first pass's checkpoint: only the second pass runs
+        detector = MTCNN(min_face_size=MINING_MIN_FACE_SIZE, thresholds=MINING_THRESHOLDS, keep_all=True,
+                         weights_path=opt.resume_mtcnn)
+        result = torch.load(opt.resume_mtcnn, weights_only=True)["meta"]["first_pass"]
+    else:
+        result = train_detector(detector, source, settings, opt.cache_dir, parse_per_stage(opt.epochs, int),
+                                parse_per_stage(opt.stage_lr, float) if opt.stage_lr else None,
+                                parse_per_stage(opt.max_negatives, int), log=log)
+        first = {k: [v[0], [{kk: float(vv) for kk, vv in e.items()} for e in v[1]]] for k, v in result.items()}
+        save_torch(checkpoint(detector, {"first_pass": first}), Path(opt.cache_dir) / "first_pass_mtcnn.pt")
+    if opt.second_pass_frames:
+        # the trained cascade's own candidates for ONet, mined at the thresholds it will run at
+        detector.thresholds = list(CCTV_THRESHOLDS)
+        step = max(1, len(train_items) // opt.second_pass_frames)
+        again = FrameSource(train_items[::step], versions=1, cctv_share=opt.cctv_share, backgrounds=backgrounds[::2],
+                            seed=1)
+        result["onet_second_pass"] = refine_with_trained_cascade(
+            detector, again, "onet", settings, opt.cache_dir, epochs=1, lr=1e-4,
+            max_negatives=parse_per_stage(opt.max_negatives, int).get("onet"), log=log)
     seconds = time.perf_counter() - start
     meta = {"format_note": "CCTV MTCNN (benchmarks/train_cctv_models.py)", "stages_trained": list(result),
             "settings": {"thresholds": list(CCTV_THRESHOLDS), "min_face_size": float(CCTV_MIN_FACE_SIZE),
@@ -85,6 +101,9 @@ def parse_opt(argv=None):
     p.add_argument("--lr", type=float, default=5e-4)
     p.add_argument("--stage_lr", default="pnet=1e-3,rnet=5e-4,onet=3e-4", help="per stage learning rates")
     p.add_argument("--epochs", default="pnet=4,rnet=4,onet=3")
+    p.add_argument("--second_pass_frames", type=int, default=600,
+                   help="labeled photos on which the trained cascade's ONet candidates are mined again (0: none)")
+    p.add_argument("--resume_mtcnn", default=None, help="a first-pass checkpoint (cache_dir/first_pass_mtcnn.pt)")
     p.add_argument("--max_frames", type=int, default=1800, help="a subset of the labeled photos, evenly spread "
                    "(0: all; on 2 shared cores mining all of them took an hour)")
     p.add_argument("--classifier_epochs", type=int, default=12)

@@ -192,3 +192,48 @@ def cctv_sampling() -> SamplingConfig:
     """Windows per face and frame for CCTV training: faces from 8 px give positives (the detector is asked
     for 10 px faces), more of the cascade's own false candidates (the hard negatives)."""
     return SamplingConfig(min_train_face=8.0, cascade_negatives=16)
+
+
+def concat_samples(parts) -> SampleSet:
+    """One SampleSet of several, frame ids kept apart."""
+    offset, frames = 0, []
+    for p in parts:
+        frames.append(p.frame + offset)
+        offset += int(p.frame.max()) + 1 if len(p.frame) else 0
+    out = SampleSet(parts[0].size, np.concatenate([p.crops for p in parts]), np.concatenate([p.label for p in parts]),
+                    np.concatenate([p.target for p in parts]), np.concatenate(frames))
+    out.counts = {k: sum(p.counts.get(k, 0) for p in parts) for k in ("positives", "parts", "negatives")}
+    return out
+
+
+def refine_with_trained_cascade(detector, source: FrameSource, stage, settings: FinetuneSettings, cache_dir,
+                                epochs=1, lr=1e-4, max_negatives=None, progress=True, log=print):
+    """Second pass for a late stage: one pass of mining saw the *starting* cascade's candidates, but the
+    trained PNet/RNet pass others (many more small ones) that the stage never learned to reject. Mine the
+    trained cascade's candidates for `stage` on `source` (its false ones are the hard negatives), add them
+    to the stage's first-pass windows, and train the stage on the lot for `epochs` more."""
+    from dataclasses import replace
+
+    from .finetune.samples import mine_stage_samples
+
+    cache_dir = Path(cache_dir)
+    cached = cache_dir / f"{stage}_second_pass.npz"
+    if cached.is_file():
+        hard = load_samples(cached)
+    else:
+        cfg = replace(settings.sampling, positives_per_face=0, parts_per_face=0, random_negatives=0,
+                      near_face_negatives=0, cascade_negatives=2 * settings.sampling.cascade_negatives)
+        hard = mine_stage_samples(iter(source), stage, detector, cfg, settings.seed + 1, progress, total=len(source))
+        save_samples(hard, cached)
+    log(f"{stage} second pass: {hard.counts} from the trained cascade")
+    first = load_samples(cache_dir / f"{stage}.npz")
+    if max_negatives:
+        first = cap_negatives(first, max_negatives, settings.seed)
+    samples = concat_samples([first, hard])
+    net = getattr(detector, stage)
+    if stage == "onet":
+        samples.landmarks = landmark_targets(net, samples)
+    history = train_stage(net, samples, FinetuneSettings(**{**settings.__dict__, "num_epochs": epochs, "lr": lr}),
+                          f"{stage} (second pass)", progress)
+    log(f"{stage} second pass: loss per epoch " + " -> ".join(f"{h['loss']:.3f}" for h in history))
+    return samples.counts, history
