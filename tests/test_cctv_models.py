@@ -164,3 +164,39 @@ def test_evaluate_models_prints_the_side_by_side_table(shared_dir, repo_root, tm
     bad = subprocess.run([sys.executable, "evaluate_models.py", "--labels_dir", str(tmp_path / "nothing")],
                          cwd=repo_root, capture_output=True, text=True, timeout=120)
     assert bad.returncode != 0 and bad.stderr.strip().startswith("error:") and "Traceback" not in bad.stderr
+
+
+def test_cctv_classifier_brings_its_mtcnn_and_settings_to_the_main_job(repo_root, tmp_path):
+    import shutil
+
+    import torch
+
+    from cctv.errors import UserError
+    from cctv.pipeline import MaskPipeline
+
+    pipeline = MaskPipeline.load(repo_root / "models/cctv_classifier.pt")
+    detector = pipeline.detector
+    assert detector.weights_path == str(repo_root / "models/cctv_mtcnn.pt")
+    recorded = torch.load(repo_root / "models/cctv_mtcnn.pt", weights_only=True)["meta"]["settings"]
+    assert detector.min_face_size == recorded["min_face_size"] == 10
+    assert list(detector.thresholds) == list(recorded["thresholds"])
+    assert pipeline.image_size == 64
+    # without its MTCNN beside it: one clear error, not the pretrained weights at the CCTV settings
+    shutil.copy(repo_root / "models/cctv_classifier.pt", tmp_path / "cctv_classifier.pt")
+    with pytest.raises(UserError, match="cctv_mtcnn.pt"):
+        MaskPipeline.load(tmp_path / "cctv_classifier.pt")
+
+
+@pytest.mark.slow
+def test_cctv_detector_finds_the_entrance_face_more_often_than_the_pretrained(shared_dir, repo_root):
+    """Evaluation footage (never trained on): a cheap check of the benchmark's headline."""
+    from cctv.footage_eval import load_footage_labels, read_clip, score_footage
+    from mtcnn import MTCNN
+
+    labels = load_footage_labels(repo_root / "benchmarks/data/footage_faces/channy_in.json")
+    frames = read_clip(shared_dir / "data/footage/channy_in.gif")
+    pretrained = MTCNN(keep_all=True)
+    cctv = MTCNN(keep_all=True, min_face_size=10, weights_path=str(repo_root / "models/cctv_mtcnn.pt"))
+    before = score_footage(labels, [pretrained.detect(f)[0] for f in frames])
+    after = score_footage(labels, [cctv.detect(f)[0] for f in frames])
+    assert after.found >= before.found + 4 and after.other_per_frame <= 0.2
