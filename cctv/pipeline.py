@@ -5,6 +5,7 @@ H.264 video, in batches of frames that stream through (memory stays flat however
 `cctv_mask_detector.py`.
 """
 import ctypes
+import os
 import signal
 import sys
 import time
@@ -17,8 +18,9 @@ from tqdm import tqdm
 
 from .alerts import DEFAULT_MESSAGE, AlertMonitor, EventLog, VoiceAlert, render_speech
 from .annotate import draw_banner, draw_faces
-from .errors import UserError
-from .video import URL_SCHEMES, BackgroundWriter, VideoWriter, check_writable, check_writable_dir, open_source, prefetch
+from .errors import Interrupted, UserError
+from .video import (URL_SCHEMES, BackgroundWriter, VideoWriter, check_writable, check_writable_dir, open_source,
+                    partial_path, prefetch)
 
 DEFAULT_DETECTOR = "models/detector.pt"
 ALERT_BANNER_S = 2.0  # the banner stays red this long after an alert
@@ -210,6 +212,7 @@ def validate(cfg: JobConfig):
     if output.is_dir():
         raise UserError(f"{output}: is a folder; give a file name ending in .mp4")
     check_writable(output, "output")
+    check_not_the_footage(output, spec)
     if cfg.uncertain_frames_dir:
         check_writable_dir(cfg.uncertain_frames_dir, "--uncertain_frames_dir")
     if cfg.mtcnn_model_path and not Path(cfg.mtcnn_model_path).is_file():
@@ -217,6 +220,29 @@ def validate(cfg: JobConfig):
     if not str(cfg.detector_model_path) or not Path(cfg.detector_model_path).is_file():
         raise UserError(f"{cfg.detector_model_path}: no such classifier checkpoint "
                         f"(train one with train_mask_detector.py, or pass --detector_model_path)")
+
+
+def check_not_the_footage(output, spec):
+    """Refuse outputs that would replace or feed the footage: the output video, its events file or its partial
+    file being the footage file (also through a symbolic or hard link), or the output inside a footage folder
+    (the next run would read the annotated video as footage)."""
+    footage = Path(spec)
+    if not spec or spec.isdigit() or spec.lower().startswith(URL_SCHEMES) or not footage.exists():
+        return
+    if footage.is_dir():
+        folder = footage.resolve()
+        if folder == output.parent.resolve() or folder in output.parent.resolve().parents:
+            raise UserError(f"{output}: is inside the footage folder {spec}; the next run would read it as "
+                            f"footage: give an --output_path outside it")
+        return
+    for path in (output, events_path(output), partial_path(output)):
+        try:
+            same = os.path.samefile(path, footage)
+        except OSError:  # does not exist (yet)
+            continue
+        if same:
+            raise UserError(f"{path}: is the footage itself ({spec}); writing it would destroy the recording: "
+                            f"give another --output_path")
 
 
 def default_output_path(cfg: JobConfig):
@@ -281,22 +307,23 @@ def _watch(cfg, pipeline, source, warn):
     total = min(info.frames, cfg.max_frames) if info.frames and cfg.max_frames else (cfg.max_frames or info.frames)
     batch_size = cfg.batch_size or default_batch_size(cfg.device)
     frames = prefetch(_limit(iter(source), cfg.max_frames), maxsize=2 * batch_size, drop_oldest=info.live)
-    job = _Job(cfg, info, warn, batch_size)
-    progress = tqdm(total=total, unit="frame", desc=info.stem, disable=cfg.quiet, dynamic_ncols=True)
-    failed = True  # until the loop ends normally
-    try:
-        for n, batch in enumerate(_batches(frames, batch_size)):
-            if n % TRIM_EVERY_BATCHES == 0:
-                release_freed_memory()
-            for frame, faces in zip(batch, pipeline(batch)):
-                job.handle(frame, faces)
-            progress.update(len(batch))
-        failed = False
-    finally:
-        with _no_interrupts():  # a second Ctrl-C must not leave a half-written video
-            frames.close()
-            progress.close()
-            job.close(failed)
+    with stop_signals_as_interrupt():  # SIGTERM, SIGHUP: stop as Ctrl-C does, the video is closed and kept
+        job = _Job(cfg, info, warn, batch_size)
+        progress = tqdm(total=total, unit="frame", desc=info.stem, disable=cfg.quiet, dynamic_ncols=True)
+        failed = True  # until the loop ends normally
+        try:
+            for n, batch in enumerate(_batches(frames, batch_size)):
+                if n % TRIM_EVERY_BATCHES == 0:
+                    release_freed_memory()
+                for frame, faces in zip(batch, pipeline(batch)):
+                    job.handle(frame, faces)
+                progress.update(len(batch))
+            failed = False
+        finally:
+            with _no_interrupts():  # a second signal must not leave a half-written video
+                frames.close()
+                progress.close()
+                job.close(failed)
     return job.summary
 
 
@@ -317,14 +344,15 @@ class _Job:
                                              cfg.uncertain_max_per_second, cfg.class_threshold)
         self.display = Display(warn) if cfg.display else None
         self.summary = JobSummary(info.name, Path(cfg.output_path), events_path(cfg.output_path))
-        self.events = EventLog(self.summary.events)
         # On the CPU one encoder thread keeps up with detection; more would preempt the detector's threads.
-        self.writer = BackgroundWriter(VideoWriter(cfg.output_path, info.width, info.height, info.fps,
-                                                   alert_audio=speech[0] if speech else None,
-                                                   sample_rate=speech[1] if speech else 22050,
-                                                   threads=1 if cfg.device == "cpu" else 0),
-                                       # room for a whole batch: the encoder works while the next is detected
-                                       maxsize=max(4, batch_size))
+        video = VideoWriter(cfg.output_path, info.width, info.height, info.fps,
+                            alert_audio=speech[0] if speech else None, sample_rate=speech[1] if speech else 22050,
+                            threads=1 if cfg.device == "cpu" else 0, warn=warn)
+        if video.recovered and self.summary.events.is_file():  # the killed run's alerts go with its video
+            os.replace(self.summary.events, events_path(video.recovered))
+        self.events = EventLog(self.summary.events)
+        # room for a whole batch: the encoder works while the next is detected
+        self.writer = BackgroundWriter(video, maxsize=max(4, batch_size))
         self.alert_until = float("-inf")
         self.start = time.perf_counter()
 
@@ -349,17 +377,23 @@ class _Job:
         s.frames, s.faces, s.protected = s.frames + 1, s.faces + faces.total, s.protected + faces.protected
 
     def close(self, failed):
+        """Close every output, each even when another fails (the first error is raised after)."""
         s = self.summary
         s.seconds = time.perf_counter() - self.start
         s.alerts, s.uncertain = self.monitor.count, self.saver.saved if self.saver else 0
-        self.writer.close()
-        self.events.close()
-        if self.voice:
-            self.voice.close(timeout=0.5 if failed else 5.0)
-        if self.display:
-            self.display.close()
-        if not self.cfg.quiet:
+        errors = []
+        for closer in (self.writer.close, self.events.close,
+                       self.voice and (lambda: self.voice.close(timeout=0.5 if failed else 5.0)),
+                       self.display and self.display.close):
+            if closer:
+                try:
+                    closer()
+                except Exception as e:
+                    errors.append(e)
+        if not self.cfg.quiet and not errors:
             print(s.table(), file=sys.stderr if failed else sys.stdout)
+        if errors:
+            raise errors[0]
 
 
 def _limit(frames, max_frames):
@@ -380,17 +414,43 @@ def _batches(frames, size):
         yield batch
 
 
+STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name))
+
+
+@contextmanager
+def stop_signals_as_interrupt():
+    """SIGTERM and SIGHUP (a service stopped, a terminal closed) raise Interrupted, as Ctrl-C raises
+    KeyboardInterrupt, so that the `finally` blocks close the video. (SIGKILL can't be caught: the
+    fragmented video on disk covers that.)"""
+    def interrupt(signum, frame):
+        raise Interrupted(signum)
+
+    with _handling(STOP_SIGNALS[1:], interrupt):
+        yield
+
+
 @contextmanager
 def _no_interrupts():
+    """Hold stop signals while outputs are closed; one that came meanwhile is raised afterwards."""
+    pending = []
+    with _handling(STOP_SIGNALS, lambda signum, frame: pending.append(signum)):
+        yield
+    if pending and sys.exc_info()[0] is None:
+        raise Interrupted(pending[0])
+
+
+@contextmanager
+def _handling(signums, handler):
     try:
-        previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
-    except ValueError:  # not the main thread: nothing to guard
+        previous = {s: signal.signal(s, handler) for s in signums}
+    except ValueError:  # not the main thread: signals can't be handled here
         yield
         return
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for s, old in previous.items():
+            signal.signal(s, old)
 
 
 class Display:
