@@ -1,6 +1,7 @@
 """Faults and hostile inputs (issue #15): stop signals and SIGKILL during the main job, disk full while the
 video is written, an output that is the footage itself, truncated footage. Signals are sent to a real run;
 disk full is a real full file system (a tiny tmpfs where root can mount one) or a file size limit."""
+import json
 import os
 import re
 import resource
@@ -9,6 +10,7 @@ import signal
 import subprocess
 import sys
 import threading
+import zipfile
 from pathlib import Path
 
 import av
@@ -227,3 +229,193 @@ def test_a_whole_video_gives_no_warning(four_people):
     source = open_source(four_people, warn=warnings.append)
     assert sum(1 for _ in source) == 414 and warnings == []
     source.close()
+
+
+# ---------------------------------------------------------------- labels: a tiny YOLO / COCO export
+
+def yolo_export(root, lines, names_file="classes.txt", names_text="nomask\nmask\n", size=(100, 80)):
+    """root/images/a.jpg (size) + root/labels/a.txt (lines) + the class names file; returns root/labels."""
+    from PIL import Image
+
+    (root / "images").mkdir(parents=True)
+    (root / "labels").mkdir()
+    Image.new("RGB", size, (120, 100, 90)).save(root / "images" / "a.jpg")
+    (root / "labels" / "a.txt").write_text("\n".join(lines) + "\n")
+    (root / "labels" / names_file).write_text(names_text)
+    return root / "labels"
+
+
+def coco_export(root, bboxes, category="mask"):
+    from PIL import Image
+
+    (root / "images").mkdir(parents=True)
+    Image.new("RGB", (100, 80)).save(root / "images" / "a.jpg")
+    doc = {"images": [{"id": 1, "file_name": "a.jpg", "width": 100, "height": 80}],
+           "annotations": [{"id": i, "image_id": 1, "category_id": 1, "bbox": b} for i, b in enumerate(bboxes)],
+           "categories": [{"id": 1, "name": category}]}
+    (root / "coco.json").write_text(json.dumps(doc))
+    return root / "coco.json"
+
+
+def bomb_png(path, side=30000):
+    """A tiny PNG whose header claims side x side pixels (PIL refuses over 2x its 89 MP limit)."""
+    import io
+    import struct
+    import zlib
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("L", (1, 1)).save(buffer, "PNG")
+    data = bytearray(buffer.getvalue())
+    ihdr = data[12:29]  # b'IHDR' + 13 bytes
+    ihdr[4:12] = struct.pack(">II", side, side)
+    data[12:29] = ihdr
+    data[29:33] = struct.pack(">I", zlib.crc32(bytes(ihdr)))
+    path.write_bytes(bytes(data))
+    return path
+
+
+# ---------------------------------------------------------------- 7. zip bombs
+
+def test_a_zip_bomb_is_refused_before_extracting(tmp_path):
+    from cctv.labels import load_labels
+
+    archive = tmp_path / "labels.zip"
+    with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as z:
+        z.writestr("export/a.jpg.json", "{}")
+        with z.open("export/huge.json", "w") as member:  # 128 MiB of zeros: about 130 KB compressed
+            for _ in range(128):
+                member.write(bytes(1 << 20))
+    assert archive.stat().st_size < 1 << 20
+    with pytest.raises(UserError, match=r"huge\.json' expands \d+x .*refusing"):
+        load_labels(archive)
+
+
+@pytest.mark.parametrize("limit, value, match", [("MAX_ZIP_BYTES", 10_000, "extracts to 19.5 KB, more than"),
+                                                 ("MAX_ZIP_MEMBERS", 3, "5 members, more than 3")])
+def test_zip_size_and_member_caps(tmp_path, monkeypatch, limit, value, match):
+    from cctv.labels import load_labels, safepath
+
+    monkeypatch.setattr(safepath, limit, value)
+    archive = tmp_path / "labels.zip"
+    with zipfile.ZipFile(archive, "w") as z:
+        for i in range(5):
+            z.writestr(f"export/{i}.bin", os.urandom(4000))
+    with pytest.raises(UserError, match=match):
+        load_labels(archive)
+
+
+# ---------------------------------------------------------------- 8. decompression bombs
+
+def test_a_decompression_bomb_image_is_unreadable_not_a_traceback(tmp_path):
+    from cctv.face_dataset import face_crops_from_files
+    from cctv.images import load_image
+    from cctv.labels import load_labels
+
+    bomb = bomb_png(tmp_path / "bomb.png")
+    with pytest.raises(UserError, match="bomb.png: not a readable image"):
+        load_image(bomb)
+    # training and testing: skipped and counted with the other unreadable files
+    good = tmp_path / "good.png"
+    from PIL import Image
+    Image.new("RGB", (40, 40), (200, 180, 160)).save(good)
+    faces = face_crops_from_files([(bomb, 1), (good, 0)], cache_dir=tmp_path / "cache", progress=False)
+    assert faces.unreadable == [str(bomb)] and len(faces) == 1
+    # label loading: the label whose image is a bomb is skipped, under "unreadable image"
+    labels = yolo_export(tmp_path / "export", ["1 0.5 0.5 0.2 0.2"])
+    bomb_png(tmp_path / "export" / "images" / "b.png")
+    (labels / "b.txt").write_text("1 0.5 0.5 0.2 0.2\n")
+    ls = load_labels(labels)
+    assert [item.image_path.name for item in ls.items] == ["a.jpg"]
+    assert [Path(f.split(" ")[0]).name for f in ls.report.skipped["unreadable image"]] == ["b.txt"]
+
+
+def test_dataset_prep_counts_a_bomb_as_unreadable(tmp_path):
+    from PIL import Image
+
+    from cctv.mask_dataset_prep import run_prepare
+
+    for name in ("with_mask", "without_mask"):
+        (tmp_path / "src" / name).mkdir(parents=True)
+        Image.new("RGB", (40, 40)).save(tmp_path / "src" / name / "ok.png")
+    bomb_png(tmp_path / "src" / "with_mask" / "bomb.png")
+    report = run_prepare(source_path=tmp_path / "src", output_path=tmp_path / "out", train_per_class=1,
+                         progress=False)
+    assert [Path(f).name for f in report.unreadable] == ["bomb.png"]
+
+
+# ---------------------------------------------------------------- 12. YOLO data.yaml
+
+def test_data_yaml_with_a_non_number_key_is_one_error_naming_it(tmp_path):
+    from cctv.labels import load_labels
+
+    labels = yolo_export(tmp_path, ["1 0.5 0.5 0.2 0.2"], "data.yaml", "path: .\nnames:\n  0: nomask\n  one: mask\n")
+    with pytest.raises(UserError, match=r"data\.yaml: `names:` entry 'one: mask' is not `<class number>: <name>`"):
+        load_labels(labels)
+
+
+@pytest.mark.parametrize("names_text", ["names:\n  0: nomask\n  2: mask\n", "names: {0: nomask, 2: mask}\n",
+                                        "nc: 3\nnames: ['nomask', 'other', 'mask']  # three\n",
+                                        "names:\n  - nomask\n  - other\n  - mask\ntrain: images\n"])
+def test_data_yaml_class_numbers_are_kept(tmp_path, names_text):
+    from cctv.labels import load_labels
+
+    labels = yolo_export(tmp_path, ["2 0.5 0.5 0.2 0.2", "0 0.3 0.3 0.1 0.1"], "data.yaml", names_text)
+    ls = load_labels(labels, class_map={"other": "ignore"})
+    assert ls.items[0].classes == ["protected", "unprotected"]  # class 2 is 'mask' even with no class 1
+
+
+# ---------------------------------------------------------------- 15. malformed boxes
+
+@pytest.mark.parametrize("line", ["1 0.5 0.5 5 0.2", "1 0.5 0.5 -0.2 0.2", "1 0.5 0.5 0.2 -0.3", "1 1.7 0.5 0.2 0.2"])
+def test_yolo_boxes_that_are_not_normalised_are_malformed_not_guessed(tmp_path, line):
+    from cctv.labels import load_labels
+
+    labels = yolo_export(tmp_path, [line])
+    (labels / "b.txt").write_text("1 0.5 0.5 0.2 0.2\n")  # a good label beside it (its image is missing)
+    with pytest.raises(UserError, match="malformed box") as caught:
+        load_labels(labels)
+    assert "a.txt" in str(caught.value)
+
+
+def test_coco_negative_size_boxes_are_malformed_not_flipped(tmp_path):
+    from cctv.labels import load_labels
+
+    with pytest.raises(UserError, match="malformed box"):  # the image's only label is bad: nothing usable
+        load_labels(coco_export(tmp_path / "neg", [[60, 40, -30, 20]]))
+    good = load_labels(coco_export(tmp_path / "pos", [[30, 40, 30, 20]]))
+    np.testing.assert_array_equal(good.items[0].boxes, [[30, 40, 60, 60]])
+
+
+# ---------------------------------------------------------------- 13. --class_map wherever labels are read
+
+def test_class_map_reaches_dataset_prep_and_training(tmp_path):
+    from cctv.classifier import DEFAULT_MTCNN_SETTINGS
+    from cctv.mask_dataset_prep import run_prepare
+    from cctv.mask_training import load_training_faces
+
+    labels = yolo_export(tmp_path / "export", ["0 0.3 0.5 0.3 0.5", "1 0.7 0.5 0.3 0.5"], names_text="bare\nhelmet\n",
+                         size=(200, 100))
+    with pytest.raises(UserError, match="unknown class 'bare'.*--class_map"):
+        run_prepare(labels_dir=labels, output_path=tmp_path / "out", test_fraction=0, progress=False)
+    report = run_prepare(labels_dir=labels, output_path=tmp_path / "out", test_fraction=0, progress=False,
+                         class_map="helmet=protected,bare=unprotected")
+    assert report.written["train", "protected"] == 1 and report.written["train", "unprotected"] == 1
+    sets = load_training_faces([], labels_dir=labels, mtcnn_settings=dict(DEFAULT_MTCNN_SETTINGS), progress=False,
+                               class_map="helmet=protected,bare=unprotected")
+    assert sets[0].counts() == {"protected": 1, "unprotected": 1}
+
+
+WIRED_AT_MERGE = pytest.mark.xfail(strict=True, reason="the script is another helper's: the coordinator adds "
+                                   "`add_class_map_argument(p)` to its parse_opt at merge, then drops this mark")
+
+
+@pytest.mark.parametrize("script", [pytest.param("prepare_mask_dataset", marks=WIRED_AT_MERGE),
+                                    pytest.param("train_mask_detector", marks=WIRED_AT_MERGE), "finetune_mtcnn"])
+def test_every_script_reading_labels_offers_class_map(script):
+    import importlib
+
+    module = importlib.import_module(script)
+    opt = module.parse_opt(["--labels_dir", "x", "--class_map", "helmet=protected"])
+    assert opt.class_map == "helmet=protected"
