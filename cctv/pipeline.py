@@ -322,7 +322,10 @@ def _watch(cfg, pipeline, source, warn):
         finally:
             with _no_interrupts():  # a second signal must not leave a half-written video
                 frames.close()
-                progress.close()
+                try:
+                    progress.close()
+                except OSError:  # the terminal is gone (SIGHUP): the video matters, not the bar
+                    pass
                 job.close(failed)
     return job.summary
 
@@ -391,7 +394,10 @@ class _Job:
                 except Exception as e:
                     errors.append(e)
         if not self.cfg.quiet and not errors:
-            print(s.table(), file=sys.stderr if failed else sys.stdout)
+            try:
+                print(s.table(), file=sys.stderr if failed else sys.stdout)
+            except OSError:  # no terminal any more (SIGHUP)
+                pass
         if errors:
             raise errors[0]
 

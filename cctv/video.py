@@ -6,6 +6,7 @@ backoff when they drop, then fail with a UserError.
 """
 import os
 import queue
+import struct
 import tempfile
 import threading
 import sys
@@ -378,12 +379,25 @@ def keep_incomplete(partial, final):
 
 
 def _holds_frames(path):
-    """A partial video holds at least one fragment (else it is only a header, or nothing)."""
+    """A partial video holds at least one whole fragment (moof + its mdat); else it is only a header, a torn
+    first fragment, or nothing, and not worth keeping. Walks the MP4's top-level boxes."""
     try:
         with open(path, "rb") as f:
-            return b"moof" in f.read(1 << 16)
+            end, offset, last = os.fstat(f.fileno()).st_size, 0, None
+            while offset + 8 <= end:
+                f.seek(offset)
+                header = f.read(16)
+                size, kind = struct.unpack(">I4s", header[:8])
+                if size == 1 and len(header) == 16:
+                    size = struct.unpack(">Q", header[8:])[0]
+                if size < 8 or offset + size > end:
+                    return False
+                if kind == b"mdat" and last == b"moof":
+                    return True
+                offset, last = offset + size, kind
     except OSError:
-        return False
+        pass
+    return False
 
 
 def check_writable(path, what="output"):

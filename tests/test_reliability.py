@@ -90,6 +90,7 @@ def test_sigterm_and_sighup_close_the_video_like_ctrl_c(tmp_path, detector_model
     assert sorted(p.name for p in tmp_path.iterdir()) == ["stopped.mp4", "stopped.mp4.events.jsonl"]
 
 
+@pytest.mark.slow
 def test_sigkill_leaves_a_playable_partial_video_that_the_next_run_names(tmp_path, detector_model, four_people):
     out = tmp_path / "killed.mp4"
     out.write_bytes(b"the previous run's video")
@@ -99,7 +100,7 @@ def test_sigkill_leaves_a_playable_partial_video_that_the_next_run_names(tmp_pat
     reader.join(5)
     partial = partial_path(out)
     assert out.read_bytes() == b"the previous run's video"  # never replaced by an unfinished video
-    assert partial.is_file() and decodable_frames(partial) >= FPS  # whole seconds of what was processed play
+    assert partial.is_file() and decodable_frames(partial) >= 10  # the first whole second(s) play
     events_before = Path(f"{out}.events.jsonl").read_text()
     assert events_before  # the first seconds hold alerts
 
@@ -108,7 +109,7 @@ def test_sigkill_leaves_a_playable_partial_video_that_the_next_run_names(tmp_pat
     assert result.returncode == 0, result.stderr
     recovered = sorted(tmp_path.glob("killed.incomplete-*.mp4"))
     assert len(recovered) == 1 and str(recovered[0]) in result.stderr, result.stderr
-    assert decodable_frames(recovered[0]) >= FPS
+    assert decodable_frames(recovered[0]) >= 10
     assert Path(f"{recovered[0]}.events.jsonl").read_text() == events_before  # its alerts went with it
     assert probe_video(out)[0] == 4 and not partial.exists()
 
@@ -171,13 +172,15 @@ def _limit_file_size(size):
 def test_the_job_stops_with_one_error_line_when_the_video_cannot_be_written(tmp_path, detector_model, four_people):
     out = tmp_path / "out.mp4"
     out.write_bytes(b"the previous run's video")
+    # the first fragment (about 54 KB, 40 frames) fits, the second does not
     result = subprocess.run(job_command(four_people, out, detector_model, "--max_frames", "100"), cwd=ROOT,
-                            capture_output=True, text=True, timeout=600, preexec_fn=_limit_file_size(200_000))
+                            capture_output=True, text=True, timeout=600, preexec_fn=_limit_file_size(100_000))
     errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
     assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
     assert len(errors) == 1 and "writing the video failed" in errors[0] and "previous out.mp4 is kept" in errors[0]
     assert out.read_bytes() == b"the previous run's video"
-    assert not partial_path(out).exists() and len(list(tmp_path.glob("out.incomplete-*.mp4"))) == 1
+    kept = list(tmp_path.glob("out.incomplete-*.mp4"))
+    assert not partial_path(out).exists() and len(kept) == 1 and decodable_frames(kept[0]) >= 10
 
 
 # ---------------------------------------------------------------- 3. the output is the footage
@@ -419,3 +422,18 @@ def test_every_script_reading_labels_offers_class_map(script):
     module = importlib.import_module(script)
     opt = module.parse_opt(["--labels_dir", "x", "--class_map", "helmet=protected"])
     assert opt.class_map == "helmet=protected"
+
+
+def test_a_failed_alert_write_is_one_error_and_leaves_no_torn_line(tmp_path, monkeypatch):
+    from cctv.alerts import AlertEvent, EventLog, read_events
+
+    log = EventLog(tmp_path / "out.mp4.events.jsonl")
+    log.write(AlertEvent(0.2, 5, 3, 0, 0.0))
+    real_write = os.write
+    monkeypatch.setattr(os, "write", lambda fd, data: real_write(fd, data[:10]))  # the disk fills mid-line
+    with pytest.raises(UserError, match="out.mp4.events.jsonl: writing an alert failed"):
+        log.write(AlertEvent(1.2, 30, 3, 1, 0.33))
+    monkeypatch.undo()
+    log.write(AlertEvent(2.2, 55, 3, 1, 0.33))
+    log.close()
+    assert [e["frame"] for e in read_events(log.path)] == [5, 55]
