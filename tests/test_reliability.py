@@ -437,3 +437,15 @@ def test_a_failed_alert_write_is_one_error_and_leaves_no_torn_line(tmp_path, mon
     log.write(AlertEvent(2.2, 55, 3, 1, 0.33))
     log.close()
     assert [e["frame"] for e in read_events(log.path)] == [5, 55]
+
+
+def test_footages_to_frames_says_which_footage_ended_early(tmp_path, four_people, capsys):
+    import footages_to_frames
+
+    folder = tmp_path / "footages"
+    folder.mkdir()
+    data = four_people.read_bytes()
+    (folder / "cut.mp4").write_bytes(data[:len(data) // 2])
+    results = footages_to_frames.run(str(folder), str(tmp_path / "frames"), frames_per_extract=100)
+    err = capsys.readouterr().err
+    assert re.search(rf"cut\.mp4: the file ended early: read {results[0].decoded} of the 414 frames", err), err

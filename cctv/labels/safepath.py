@@ -62,8 +62,13 @@ def extract_zip(zip_path, dest) -> Path:
             target.parent.mkdir(parents=True, exist_ok=True)
             try:
                 with archive.open(member) as src, open(target, "wb") as out:
+                    member_written = 0
                     while chunk := src.read(1 << 20):
                         written += len(chunk)
+                        member_written += len(chunk)
+                        if member_written > member.file_size:
+                            raise UserError(f"{zip_path}: member '{member.filename}' holds more than the "
+                                            f"{member.file_size} bytes it declares; refusing (a zip bomb?)")
                         if written > MAX_ZIP_BYTES:
                             raise UserError(f"{zip_path}: extracts to more than {_size(MAX_ZIP_BYTES)}; "
                                             f"refusing (a zip bomb?)")
