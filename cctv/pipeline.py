@@ -6,7 +6,6 @@ H.264 video, in batches of frames that stream through (memory stays flat however
 """
 import ctypes
 import os
-import signal
 import sys
 import time
 from contextlib import contextmanager
@@ -18,7 +17,7 @@ from tqdm import tqdm
 
 from .alerts import DEFAULT_MESSAGE, AlertMonitor, EventLog, VoiceAlert, render_speech
 from .annotate import draw_banner, draw_faces
-from .errors import Interrupted, UserError
+from .errors import STOP_SIGNALS, Interrupted, UserError, handling_signals, stop_signals_as_interrupt
 from .video import (URL_SCHEMES, BackgroundWriter, VideoWriter, check_writable, check_writable_dir, open_source,
                     partial_path, prefetch)
 
@@ -420,43 +419,14 @@ def _batches(frames, size):
         yield batch
 
 
-STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name))
-
-
-@contextmanager
-def stop_signals_as_interrupt():
-    """SIGTERM and SIGHUP (a service stopped, a terminal closed) raise Interrupted, as Ctrl-C raises
-    KeyboardInterrupt, so that the `finally` blocks close the video. (SIGKILL can't be caught: the
-    fragmented video on disk covers that.)"""
-    def interrupt(signum, frame):
-        raise Interrupted(signum)
-
-    with _handling(STOP_SIGNALS[1:], interrupt):
-        yield
-
-
 @contextmanager
 def _no_interrupts():
     """Hold stop signals while outputs are closed; one that came meanwhile is raised afterwards."""
     pending = []
-    with _handling(STOP_SIGNALS, lambda signum, frame: pending.append(signum)):
+    with handling_signals(STOP_SIGNALS, lambda signum, frame: pending.append(signum)):
         yield
     if pending and sys.exc_info()[0] is None:
         raise Interrupted(pending[0])
-
-
-@contextmanager
-def _handling(signums, handler):
-    try:
-        previous = {s: signal.signal(s, handler) for s in signums}
-    except ValueError:  # not the main thread: signals can't be handled here
-        yield
-        return
-    try:
-        yield
-    finally:
-        for s, old in previous.items():
-            signal.signal(s, old)
 
 
 class Display:

@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 from cctv.errors import UserError
-from cctv.video import VideoWriteError, VideoWriter, open_source, partial_path, probe_video, read_frames
+from cctv.video import VideoWriteError, VideoWriter, open_source, partial_path, probe_video
 
 ROOT = Path(__file__).resolve().parents[1]
 FPS = 25  # four_people_masking.mp4
@@ -449,3 +449,21 @@ def test_footages_to_frames_says_which_footage_ended_early(tmp_path, four_people
     results = footages_to_frames.run(str(folder), str(tmp_path / "frames"), frames_per_extract=100)
     err = capsys.readouterr().err
     assert re.search(rf"cut\.mp4: the file ended early: read {results[0].decoded} of the 414 frames", err), err
+
+
+def test_every_script_stops_cleanly_on_sigterm(tmp_path, shared_dir):
+    """cli_main turns SIGTERM into the Ctrl-C path for every script: cleanup runs, exit 143, no temp files."""
+    import time
+
+    frames = tmp_path / "frames"
+    proc = subprocess.Popen([sys.executable, "footages_to_frames.py", "--footage_dir",
+                             str(shared_dir / "data" / "footage"), "--output_dir", str(frames),
+                             "--frames_per_extract", "1"], cwd=ROOT, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while len(list(frames.glob("*.jpg"))) < 5 and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 143 and "interrupted (SIGTERM)" in err and "Traceback" not in err, err
+    assert not [p.name for p in frames.iterdir() if p.name.startswith(".")]  # no temporary file left behind
