@@ -3,7 +3,11 @@ import os
 import sys
 from pathlib import Path
 
-import pytest
+# Before anything imports torch: OpenMP threads that sleep while they wait, not spin, so that the suite
+# (and the scripts it starts, which inherit this) keeps its speed on a machine shared with other work.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import pytest  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("CCTV_SHARED_DIR", ROOT.parent / "shared"))
