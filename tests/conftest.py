@@ -24,7 +24,3 @@ def shared_dir():
 @pytest.fixture(scope="session")
 def repo_root():
     return ROOT
-
-
-def pytest_configure(config):
-    config.addinivalue_line("markers", "slow: a data-heavy or multi-run test (deselect with -m 'not slow')")

@@ -76,7 +76,7 @@ def start_and_wait_for(cmd, frames, **popen):
 
 # ---------------------------------------------------------------- 1. stop signals and SIGKILL
 
-@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP])
+@pytest.mark.parametrize("signum", [signal.SIGTERM, pytest.param(signal.SIGHUP, marks=pytest.mark.slow)])
 def test_sigterm_and_sighup_close_the_video_like_ctrl_c(tmp_path, detector_model, four_people, signum):
     out = tmp_path / "stopped.mp4"
     proc, stderr, reader = start_and_wait_for(job_command(four_people, out, detector_model), 6)
@@ -169,6 +169,7 @@ def _limit_file_size(size):
     return limit
 
 
+@pytest.mark.slow
 def test_the_job_stops_with_one_error_line_when_the_video_cannot_be_written(tmp_path, detector_model, four_people):
     out = tmp_path / "out.mp4"
     out.write_bytes(b"the previous run's video")
