@@ -451,7 +451,7 @@ class VideoWriter:
         except BaseException:
             self._release()
             raise
-        self.frames = 0
+        self.frames, self.failed = 0, None
 
     def _claim_partial(self, warn):
         """Open and lock the partial file; move aside one left by a killed run (it holds a recording)."""
@@ -494,6 +494,7 @@ class VideoWriter:
             if self.audio:
                 self.audio.fill_until(self.frames / self.fps)
         except (av.FFmpegError, OSError) as e:
+            self.failed = self.failed or e
             raise VideoWriteError(f"{self.path}: writing the video failed ({_reason(e)})") from None
 
     def add_audio_clip(self, time_s):
@@ -506,18 +507,8 @@ class VideoWriter:
         `incomplete`, and VideoWriteError says where."""
         if self.container is None:
             return
-        error = None
         try:
-            if self.frames:
-                self.container.mux(self.stream.encode(None))
-                if self.audio:
-                    self.audio.finish(self.frames / self.fps)
-            self.container.close()
-        except (av.FFmpegError, OSError) as e:
-            error = e
-        finally:
-            self.container = None
-        try:
+            error = self._finish()
             if error is None and self.frames:
                 try:
                     publish(self.tmp, self.path)
@@ -534,6 +525,20 @@ class VideoWriter:
         if error is not None:
             previous = f"the previous {self.path.name} is kept" if self.path.exists() else "no video written"
             raise VideoWriteError(f"{self.path}: writing the video failed ({_reason(error)}); {previous}; {kept}")
+
+    def _finish(self):
+        """Flush and close the container; the error that kept the video from finishing, or None."""
+        try:
+            if self.frames and self.failed is None:
+                self.container.mux(self.stream.encode(None))
+                if self.audio:
+                    self.audio.finish(self.frames / self.fps)
+            self.container.close()
+        except (av.FFmpegError, OSError) as e:
+            return self.failed or e
+        finally:
+            self.container = None
+        return self.failed  # a write that failed earlier leaves a gap: never published
 
     def __enter__(self):
         return self

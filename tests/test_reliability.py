@@ -468,3 +468,26 @@ def test_every_script_stops_cleanly_on_sigterm(tmp_path, shared_dir):
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 143 and "interrupted (SIGTERM)" in err and "Traceback" not in err, err
     assert not [p.name for p in frames.iterdir() if p.name.startswith(".")]  # no temporary file left behind
+
+
+def test_a_video_with_a_failed_write_is_never_published(tmp_path, monkeypatch):
+    """A write that failed once leaves a gap, even if the disk has room again by the end."""
+    out = tmp_path / "out.mp4"
+    out.write_bytes(b"previous")
+    writer = VideoWriter(out, 64, 48, 25)
+    for _ in range(30):
+        writer.write(np.zeros((48, 64, 3), np.uint8))
+    class FullDisk:  # the stream, with one write failing as on a full disk (PyAV's own objects can't be patched)
+        def __init__(self, stream):
+            self.stream = stream
+
+        def encode(self, frame):
+            raise OSError(28, "No space left on device")
+
+    stream, writer.stream = writer.stream, FullDisk(writer.stream)
+    with pytest.raises(VideoWriteError, match="No space left"):
+        writer.write(np.zeros((48, 64, 3), np.uint8))
+    writer.stream = stream  # the disk has room again
+    with pytest.raises(VideoWriteError, match="previous out.mp4 is kept"):
+        writer.close()
+    assert out.read_bytes() == b"previous" and not partial_path(out).exists()
