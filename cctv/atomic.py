@@ -2,7 +2,7 @@
 A reader (or a crash) never sees a half-written file."""
 import json
 import os
-import tempfile
+import secrets
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -10,28 +10,30 @@ from pathlib import Path
 @contextmanager
 def atomic_path(path, suffix=None):
     """Yield a temporary path beside `path`; on success rename it to `path`, on error remove it.
-    `suffix` defaults to the target's own (so writers that infer a format from the name still work)."""
+    `suffix` defaults to the target's own (so writers that infer a format from the name still work).
+    The temporary name is chosen before the file is made, inside the cleanup's reach: a stop signal at any
+    point (Ctrl-C, SIGTERM) leaves no temporary file behind."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     suffix = path.suffix if suffix is None else suffix
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.tmp-", suffix=suffix, dir=path.parent)
-    os.close(fd)
-    os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; outputs get the usual permissions
+    tmp = None
     try:
-        yield Path(tmp)
+        while True:
+            tmp = path.with_name(f".{path.stem}.tmp-{secrets.token_hex(6)}{suffix}")
+            try:  # 0o666 less the umask: the usual permissions of an output
+                os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+                break
+            except FileExistsError:
+                continue
+        yield tmp
         os.replace(tmp, path)
     except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
+        if tmp is not None:
+            try:
+                os.unlink(tmp)
+            except FileNotFoundError:
+                pass
         raise
-
-
-def _umask():
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 def write_bytes(path, data: bytes):
