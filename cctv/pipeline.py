@@ -350,9 +350,13 @@ class _Job:
         video = VideoWriter(cfg.output_path, info.width, info.height, info.fps,
                             alert_audio=speech[0] if speech else None, sample_rate=speech[1] if speech else 22050,
                             threads=1 if cfg.device == "cpu" else 0, warn=warn)
-        if video.recovered and self.summary.events.is_file():  # the killed run's alerts go with its video
-            os.replace(self.summary.events, events_path(video.recovered))
-        self.events = EventLog(self.summary.events)
+        try:
+            if video.recovered and self.summary.events.is_file():  # the killed run's alerts go with its video
+                os.replace(self.summary.events, events_path(video.recovered))
+            self.events = EventLog(self.summary.events)
+        except BaseException:
+            video.close()  # no frame written: nothing left behind
+            raise
         # room for a whole batch: the encoder works while the next is detected
         self.writer = BackgroundWriter(video, maxsize=max(4, batch_size))
         self.alert_until = float("-inf")
