@@ -463,9 +463,11 @@ class VideoWriter:
             if fcntl is not None:
                 try:
                     fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                except OSError:
+                except BlockingIOError:
                     os.close(fd)
                     raise UserError(f"{self.path}: another run is writing this video now ({self.tmp})") from None
+                except OSError:  # a file system without locks (some network mounts): write unlocked
+                    pass
             if os.fstat(fd).st_size == 0:
                 return fd
             if not _holds_frames(self.tmp):
