@@ -17,6 +17,7 @@ import av
 import numpy as np
 import pytest
 
+from cctv.alerts import read_events
 from cctv.errors import UserError
 from cctv.video import VideoWriteError, VideoWriter, open_source, partial_path, probe_video
 
@@ -87,7 +88,8 @@ def test_sigterm_and_sighup_close_the_video_like_ctrl_c(tmp_path, detector_model
     assert proc.returncode == 128 + signum and "interrupted" in err and "Traceback" not in err, err
     count, fps = probe_video(out)[:2]
     assert 6 <= count < 414 and fps == FPS
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["stopped.mp4", "stopped.mp4.events.jsonl"]
+    left = {p.name for p in tmp_path.iterdir()} - {"stopped.mp4.snapshots"}  # there if an alert came first
+    assert left == {"stopped.mp4", "stopped.mp4.events.jsonl"}  # no partial or temporary file
 
 
 @pytest.mark.slow
@@ -101,7 +103,7 @@ def test_sigkill_leaves_a_playable_partial_video_that_the_next_run_names(tmp_pat
     partial = partial_path(out)
     assert out.read_bytes() == b"the previous run's video"  # never replaced by an unfinished video
     assert partial.is_file() and decodable_frames(partial) >= 10  # the first whole second(s) play
-    events_before = Path(f"{out}.events.jsonl").read_text()
+    events_before = read_events(f"{out}.events.jsonl")
     assert events_before  # the first seconds hold alerts
 
     result = subprocess.run(job_command(four_people, out, detector_model, "--max_frames", "4", "--quiet"),
@@ -110,7 +112,11 @@ def test_sigkill_leaves_a_playable_partial_video_that_the_next_run_names(tmp_pat
     recovered = sorted(tmp_path.glob("killed.incomplete-*.mp4"))
     assert len(recovered) == 1 and str(recovered[0]) in result.stderr, result.stderr
     assert decodable_frames(recovered[0]) >= 10
-    assert Path(f"{recovered[0]}.events.jsonl").read_text() == events_before  # its alerts went with it
+    events_after = read_events(f"{recovered[0]}.events.jsonl")  # its alerts and snapshots went with it
+    moved = f"{recovered[0].name}.snapshots/"
+    assert [{**e, "snapshots": []} for e in events_after] == [{**e, "snapshots": []} for e in events_before]
+    for event in events_after:
+        assert event["snapshots"] and all(p.startswith(moved) and (tmp_path / p).is_file() for p in event["snapshots"])
     assert probe_video(out)[0] == 4 and not partial.exists()
 
 
