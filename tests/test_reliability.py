@@ -406,12 +406,7 @@ def test_class_map_reaches_dataset_prep_and_training(tmp_path):
     assert sets[0].counts() == {"protected": 1, "unprotected": 1}
 
 
-WIRED_AT_MERGE = pytest.mark.xfail(strict=True, reason="the script is another helper's: the coordinator adds "
-                                   "`add_class_map_argument(p)` to its parse_opt at merge, then drops this mark")
-
-
-@pytest.mark.parametrize("script", [pytest.param("prepare_mask_dataset", marks=WIRED_AT_MERGE),
-                                    pytest.param("train_mask_detector", marks=WIRED_AT_MERGE), "finetune_mtcnn"])
+@pytest.mark.parametrize("script", ["prepare_mask_dataset", "train_mask_detector", "finetune_mtcnn"])
 def test_every_script_reading_labels_offers_class_map(script):
     import importlib
 
