@@ -27,6 +27,7 @@ from cctv.cctv_models import CCTV_MIN_FACE_SIZE, CCTV_THRESHOLDS  # noqa: E402
 
 
 MINING_THRESHOLDS, MINING_MIN_FACE_SIZE = (0.5, 0.5, 0.5), 12
+SECOND_PASS_THRESHOLDS = (0.7, 0.8, 0.95)  # only PNet's and RNet's matter: they pick ONet's candidates
 
 
 def parse_per_stage(text, cast):
@@ -61,8 +62,8 @@ def build_detector(opt, sources, log):
         first = {k: [v[0], [{kk: float(vv) for kk, vv in e.items()} for e in v[1]]] for k, v in result.items()}
         save_torch(checkpoint(detector, {"first_pass": first}), Path(opt.cache_dir) / "first_pass_mtcnn.pt")
     if opt.second_pass_frames:
-        # the trained cascade's own candidates for ONet, mined at the thresholds it will run at
-        detector.thresholds = list(CCTV_THRESHOLDS)
+        # the trained cascade's own candidates for ONet (PNet/RNet thresholds of the shipped model's second pass)
+        detector.thresholds = list(SECOND_PASS_THRESHOLDS)
         step = max(1, len(train_items) // opt.second_pass_frames)
         again = FrameSource(train_items[::step], versions=1, cctv_share=opt.cctv_share, backgrounds=backgrounds[::2],
                             seed=1)
