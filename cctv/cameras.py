@@ -20,7 +20,9 @@ from .pipeline import JobConfig, default_output_path, validate
 from .video import URL_SCHEMES, VIDEO_SUFFIXES
 
 DEFAULT_OUTPUT_DIR = "runs/cctv"
-PER_CAMERA = {f.name for f in fields(JobConfig)} - {"footage_path", "output_path", "demo", "display", "quiet"}
+DETECTOR_WIDE = {"detector_model_path", "mtcnn_model_path", "device", "thresholds", "min_face_size", "threads"}
+PER_CAMERA = ({f.name for f in fields(JobConfig)} - {"footage_path", "output_path", "demo", "display", "quiet"}
+              - DETECTOR_WIDE)
 
 
 @dataclass
@@ -85,7 +87,9 @@ def cameras_from_yaml(path, base: JobConfig, output_dir=None):
 def _settings(path, where, mapping):
     unknown = sorted(set(mapping) - PER_CAMERA)
     if unknown:
-        raise UserError(f"{path}: {where}: unknown setting(s) {', '.join(unknown)}")
+        shared = [k for k in unknown if k in DETECTOR_WIDE]
+        why = f" ({', '.join(shared)}: the detectors are shared; set on the command line)" if shared else ""
+        raise UserError(f"{path}: {where}: unknown setting(s) {', '.join(unknown)}{why}")
     return mapping
 
 

@@ -10,9 +10,11 @@ a kill; what is written holds each frame once.
 
 Ray-free: cctv.ray_job runs it in actors and tasks; `detect_batches` is where a batch's detections come from.
 """
+import base64
 import itertools
 import json
 import os
+import pickle
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -22,11 +24,14 @@ import av
 from .alerts import AlertMonitor
 from .atomic import atomic_path, write_json, write_text
 from .errors import UserError
+from .exit_zone import parse_exit_zone
 from .pipeline import JobConfig, Warnings, _batches, _Job, default_batch_size, events_path
-from .video import open_source, prefetch
+from .video import open_source, partial_path, prefetch
 
 DEFAULT_CHECKPOINT_FRAMES = 250  # 10 s at 25 fps: the most work a kill costs
 DEFAULT_MAX_RESTARTS = 5  # a camera that dies more often than this is given up (its error is reported)
+COUNTS = ("frames", "faces", "protected")
+RESUMED = ("tracker", "people", "monitor", "alert_until")  # the _Job state a restart carries on with
 
 
 def checkpoint_path(output_path):
@@ -35,7 +40,7 @@ def checkpoint_path(output_path):
 
 def segment_path(output_path, i):
     out = Path(output_path)
-    return out.parent / f".{out.stem}.part{i:04d}.mp4"
+    return out.parent / f".{out.stem}.seg{i:04d}.mp4"
 
 
 class ResumableEventLog:
@@ -76,26 +81,29 @@ class ResumableEventLog:
 
 
 def concat_videos(parts, path):
-    """Join H.264 .mp4 segments of the same size and rate into one .mp4 without re-encoding (atomic)."""
+    """Join H.264 .mp4 segments of the same size and rate into one .mp4 without re-encoding (atomic). Each
+    segment's timestamps start after the encoder's delay: they are shifted to follow the previous segment's."""
     path = Path(path)
     with atomic_path(path, suffix=".mp4") as tmp:
         with av.open(str(tmp), "w", format="mp4", options={"movflags": "+faststart"}) as out:
-            ostream, offset = None, 0
+            ostream, offset, delay = None, 0, None
             for part in parts:
                 with av.open(str(part)) as inp:
                     istream = inp.streams.video[0]
                     if ostream is None:
                         ostream = out.add_stream_from_template(istream)
-                    end = offset
-                    for packet in inp.demux(istream):
-                        if packet.dts is None:  # the demuxer's flush packet
-                            continue
-                        packet.pts += offset
-                        packet.dts += offset
-                        end = max(end, packet.pts + (packet.duration or 0))
+                    packets = [pk for pk in inp.demux(istream) if pk.dts is not None]  # no flush packet
+                    if not packets:
+                        continue
+                    first = min(pk.pts for pk in packets)
+                    delay = first if delay is None else delay
+                    end = max(pk.pts + (pk.duration or 0) for pk in packets)
+                    for packet in packets:
+                        packet.pts += offset + delay - first
+                        packet.dts += offset + delay - first
                         packet.stream = ostream
                         out.mux(packet)
-                    offset = end
+                    offset += end - first
     return path
 
 
@@ -136,6 +144,8 @@ class CameraRun:
         cfg, warn = self.cfg, Warnings()
         source = open_source(cfg.footage_path, cfg.reconnect_attempts, cfg.reconnect_delay, warn)
         events = ResumableEventLog(events_path(self.output), fresh=state["starts"] == 1)
+        status = dict(camera=self.name, source=str(cfg.footage_path), state="running", frames=state["frames"],
+                      fps=0.0, people=0, alerts=state["alerts"], restarts=state["starts"] - 1)
         try:
             info = source.info
             frames = iter(source)
@@ -146,23 +156,8 @@ class CameraRun:
                 next(itertools.islice(frames, index, index), None)  # decode and skip what is done
             batch_size = cfg.batch_size or default_batch_size(cfg.device)
             frames = prefetch(frames, maxsize=2 * batch_size, drop_oldest=info.live)
-            monitor = AlertMonitor(cfg.alert_threshold, cfg.min_faces, cfg.alert_frames, cfg.alert_cooldown)
-            monitor.__dict__.update(state["monitor"])
-            status = dict(camera=self.name, source=str(cfg.footage_path), state="running", frames=state["frames"],
-                          fps=0.0, people=0, alerts=monitor.count, restarts=state["starts"] - 1)
             try:
-                while cfg.max_frames is None or index < cfg.max_frames:
-                    take = self.checkpoint_frames if cfg.max_frames is None else min(
-                        self.checkpoint_frames, cfg.max_frames - index)
-                    n = self._segment(state, itertools.islice(frames, take), info, warn, batch_size, index, events,
-                                      monitor, detect_batches, status, report)
-                    if n == 0:
-                        break
-                    index += n
-                    state["next_frame"] = index  # a live source's numbering may have jumped past the checkpoint's
-                    write_json(self.checkpoint, state)
-                    if n < take:
-                        break
+                self._record(state, frames, info, warn, batch_size, index, events, detect_batches, status, report)
             except UserError:  # the source is gone for good: keep the video of what was processed
                 self._finish(state)
                 report({**status, "state": "failed", "fps": 0.0})
@@ -176,6 +171,76 @@ class CameraRun:
         report({**status, "state": "done", "fps": 0.0})
         return self._summary(state)
 
+    def _record(self, state, frames, info, warn, batch_size, index, events, detect_batches, status, report):
+        """One _Job for this life of the camera, its video cut into segments with a checkpoint after each."""
+        cfg, base = self.cfg, {k: state[k] for k in (*COUNTS, "uncertain")}
+        zone = parse_exit_zone(cfg.exit_zone, info.width, info.height)
+        seg = self._segment_path(state)
+        job = _Job(cfg, info, warn, batch_size, zone, first_frame=index, events=events, video_path=seg)
+        if state.get("job_state"):  # tracks, people and alert state as they were at the checkpoint
+            job.__dict__.update(pickle.loads(base64.b64decode(state["job_state"])))
+        tick, ticked, in_segment = time.perf_counter(), 0, 0
+        try:
+            for batch, faces in detect_batches(_batches(self._limited(frames, index), batch_size)):
+                for frame, f in zip(batch, faces):
+                    job.handle(frame, f)
+                    in_segment += 1
+                    if in_segment == self.checkpoint_frames:
+                        seg = self._commit(state, job, base, seg, index)
+                        in_segment = 0
+                now, ticked = time.perf_counter(), ticked + len(batch)
+                if now - tick >= 1.0 or ticked >= 25:
+                    status["fps"], tick, ticked = ticked / (now - tick), now, 0
+                status.update(frames=base["frames"] + job.summary.frames, people=job.people.counts()["in_view"],
+                              alerts=job.monitor.count)
+                report(dict(status))
+        except UserError:  # a lost source: what the open segment got is kept (a crash redoes it instead)
+            job.close(True)
+            self._commit(state, job, base, seg, index, last=True)
+            raise
+        except BaseException:
+            job.close(True)
+            raise
+        job.close(False)
+        self._commit(state, job, base, seg, index, last=True)
+
+    def _limited(self, frames, index):
+        """The frames still to do under --max_frames (which counts from the camera's first frame)."""
+        if self.cfg.max_frames is None:
+            return frames
+        return itertools.islice(frames, max(0, self.cfg.max_frames - index))
+
+    def _segment_path(self, state):
+        seg = segment_path(self.output, len(state["segments"]))
+        for leftover in (seg, partial_path(seg)):  # an uncommitted segment of a killed life: redone now
+            leftover.unlink(missing_ok=True)
+        return seg
+
+    def _commit(self, state, job, base, seg, first, last=False):
+        """The segment is finished: its video is renamed into place, then the checkpoint records it. Returns
+        the next segment's path (recording goes on there) unless `last`."""
+        if last:
+            job.writer.close()
+        else:
+            job.next_video(segment_path(self.output, len(state["segments"]) + 1))
+        if seg.exists():
+            state["segments"].append(seg.name)
+        s = job.summary
+        for key in COUNTS:
+            state[key] = base[key] + getattr(s, key)
+        state["alerts"] = job.monitor.count
+        state["uncertain"] = base["uncertain"] + (job.saver.saved if job.saver else 0)
+        state["next_frame"] = first + s.frames
+        state["job_state"] = self._job_state(job)
+        write_json(self.checkpoint, state)
+        return None if last else segment_path(self.output, len(state["segments"]))
+
+    @staticmethod
+    def _job_state(job):
+        """What a restarted camera needs to go on as if never stopped. Pickled: the checkpoint is this
+        camera's own file, written by this code, never a user's input."""
+        return base64.b64encode(pickle.dumps({k: getattr(job, k) for k in RESUMED})).decode("ascii")
+
     def _finish(self, state):
         """Join the segments into the camera's video; the checkpoint says done before they are removed."""
         parts = [self.output.parent / p for p in state["segments"]]
@@ -186,44 +251,6 @@ class CameraRun:
         for part in parts:
             part.unlink(missing_ok=True)
 
-    def _segment(self, state, frames, info, warn, batch_size, first, events, monitor, detect_batches, status,
-                 report):
-        seg = segment_path(self.output, len(state["segments"]))
-        job = _Job(replace(self.cfg, output_path=str(seg)), info, warn, batch_size, first_frame=first,
-                   events=events, monitor=monitor)
-        tick, ticked = time.perf_counter(), 0
-        try:
-            for batch, faces in detect_batches(_batches(frames, batch_size)):
-                for frame, f in zip(batch, faces):
-                    job.handle(frame, f)
-                now, ticked = time.perf_counter(), ticked + len(batch)
-                if now - tick >= 1.0 or ticked >= 25:
-                    status["fps"], tick, ticked = ticked / (now - tick), now, 0
-                status.update(frames=state["frames"] + job.summary.frames, people=faces[-1].total,
-                              alerts=monitor.count)
-                report(dict(status))
-        except UserError:  # a lost source: what this segment got is kept (a crash redoes it instead)
-            job.close(True)
-            self._commit(state, job, seg, monitor)
-            raise
-        except BaseException:
-            job.close(True)
-            raise
-        job.close(False)
-        return self._commit(state, job, seg, monitor)
-
-    def _commit(self, state, job, seg, monitor):
-        s = job.summary
-        if s.frames:
-            state["segments"].append(seg.name)
-        for key in ("frames", "faces", "protected"):
-            state[key] += getattr(s, key)
-        state["uncertain"] += s.uncertain
-        state["alerts"] = monitor.count
-        state["monitor"] = dict(monitor.__dict__)
-        state["next_frame"] += s.frames
-        return s.frames
-
     def _load_state(self):
         try:
             state = json.loads(self.checkpoint.read_text())
@@ -231,9 +258,9 @@ class CameraRun:
                 return state
         except (OSError, ValueError):
             pass
-        for stale in self.output.parent.glob(f".{self.output.stem}.part*.mp4"):  # a previous run's leftovers
+        for stale in self.output.parent.glob(f".{self.output.stem}.seg*.mp4"):  # a previous run's leftovers
             stale.unlink(missing_ok=True)
-        return dict(run_id=self.run_id, camera=self.name, next_frame=0, segments=[], monitor={}, starts=0,
+        return dict(run_id=self.run_id, camera=self.name, next_frame=0, segments=[], job_state=None, starts=0,
                     done=False, frames=0, faces=0, protected=0, alerts=0, uncertain=0)
 
     def _summary(self, state):
