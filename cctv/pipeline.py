@@ -5,7 +5,8 @@ H.264 video, in batches of frames that stream through (memory stays flat however
 `cctv_mask_detector.py`.
 """
 import ctypes
-import signal
+import json
+import os
 import sys
 import time
 from contextlib import contextmanager
@@ -17,12 +18,15 @@ from tqdm import tqdm
 
 from .alerts import DEFAULT_MESSAGE, AlertMonitor, EventLog, PersonAlertMonitor, VoiceAlert, render_speech
 from .annotate import draw_banner, draw_faces, draw_people
-from .errors import UserError, check_range, check_threads
+from .atomic import write_text
+from .errors import (STOP_SIGNALS, Interrupted, UserError, check_range, check_threads, handling_signals,
+                     stop_signals_as_interrupt)
 from .exit_zone import parse_exit_zone
 from .privacy import BLUR_MODES, faces_to_blur, pixelate_faces
 from .retention import check_days, describe, prune_outputs
 from .timeline import Timeline, iso, now, timeline_path, write_manifest
-from .video import URL_SCHEMES, BackgroundWriter, VideoWriter, check_writable, check_writable_dir, open_source, prefetch
+from .video import (URL_SCHEMES, BackgroundWriter, VideoWriter, check_writable, check_writable_dir, open_source,
+                    partial_path, prefetch)
 
 DEFAULT_DETECTOR = "models/detector.pt"
 ALERT_BANNER_S = 2.0  # the banner stays red this long after an alert
@@ -73,13 +77,14 @@ class MaskPipeline:
         from mtcnn import MTCNN  # noqa: heavy imports only when a pipeline is built
 
         from .classifier import load_classifier
+        from .face_dataset import MTCNN_ARGUMENTS
 
         device = _check_device(device)
         if mtcnn_model_path and not Path(mtcnn_model_path).is_file():
             raise UserError(f"{mtcnn_model_path}: no such MTCNN checkpoint")
         classifier = load_classifier(detector_model_path, device=device)
-        settings = {k: v for k, v in classifier.mtcnn_settings.items()
-                    if k in ("image_size", "margin", "min_face_size", "thresholds", "factor")}
+        mtcnn_model_path = mtcnn_model_path or paired_mtcnn(classifier, detector_model_path)
+        settings = {k: v for k, v in classifier.mtcnn_settings.items() if k in MTCNN_ARGUMENTS}
         if thresholds is not None:
             settings["thresholds"] = list(thresholds)
         if min_face_size is not None:
@@ -107,6 +112,18 @@ class MaskPipeline:
         split = np.split(scores, np.cumsum(counts)[:-1])
         return [Faces(np.asarray(b, np.float32).reshape(-1, 4), np.asarray(p, np.float32), s, self.threshold)
                 for b, p, s in zip(boxes, probs, split)]
+
+
+def paired_mtcnn(classifier, detector_model_path):
+    """The MTCNN weights a classifier was trained to work with (mtcnn_settings["weights"], a file beside the
+    classifier checkpoint, e.g. the CCTV pair), or None for the pretrained MTCNN."""
+    name = classifier.mtcnn_settings.get("weights")
+    if not name:
+        return None
+    path = Path(detector_model_path).parent / Path(str(name)).name  # never a path from inside the file
+    if not path.is_file():
+        raise UserError(f"{detector_model_path}: its MTCNN weights {path} are missing (give --mtcnn_model_path)")
+    return str(path)
 
 
 def _check_device(device):
@@ -254,6 +271,7 @@ def validate(cfg: JobConfig):
     if output.is_dir():
         raise UserError(f"{output}: is a folder; give a file name ending in .mp4")
     check_writable(output, "output")
+    check_not_the_footage(output, spec)
     if cfg.uncertain_frames_dir:
         check_writable_dir(cfg.uncertain_frames_dir, "--uncertain_frames_dir")
     if cfg.mtcnn_model_path and not Path(cfg.mtcnn_model_path).is_file():
@@ -261,6 +279,54 @@ def validate(cfg: JobConfig):
     if not str(cfg.detector_model_path) or not Path(cfg.detector_model_path).is_file():
         raise UserError(f"{cfg.detector_model_path}: no such classifier checkpoint "
                         f"(train one with train_mask_detector.py, or pass --detector_model_path)")
+
+
+def check_not_the_footage(output, spec):
+    """Refuse outputs that would replace or feed the footage: the output video, its events file or its partial
+    file being the footage file (also through a symbolic or hard link), or the output inside a footage folder
+    (the next run would read the annotated video as footage)."""
+    footage = Path(spec)
+    if not spec or spec.isdigit() or spec.lower().startswith(URL_SCHEMES) or not footage.exists():
+        return
+    if footage.is_dir():
+        folder = footage.resolve()
+        if folder == output.parent.resolve() or folder in output.parent.resolve().parents:
+            raise UserError(f"{output}: is inside the footage folder {spec}; the next run would read it as "
+                            f"footage: give an --output_path outside it")
+        return
+    for path in (output, events_path(output), partial_path(output)):
+        try:
+            same = os.path.samefile(path, footage)
+        except OSError:  # does not exist (yet)
+            continue
+        if same:
+            raise UserError(f"{path}: is the footage itself ({spec}); writing it would destroy the recording: "
+                            f"give another --output_path")
+
+
+def adopt_killed_run(output_path, recovered):
+    """A killed run's events and snapshots go with its recovered video (`recovered`), the snapshot paths in
+    its events rewritten, so that this run's start does not overwrite them."""
+    from .snapshots import snapshots_dir
+
+    events, snapshots = events_path(output_path), snapshots_dir(output_path)
+    moved = snapshots_dir(recovered)
+    if snapshots.is_dir():
+        os.replace(snapshots, moved)
+    if not events.is_file():
+        return
+    old, new = f"{snapshots.name}/", f"{moved.name}/"
+    lines = []
+    for line in events.read_text(encoding="utf-8").splitlines():
+        try:
+            event = json.loads(line)
+        except ValueError:  # the killed run's torn last line
+            continue
+        if isinstance(event, dict) and isinstance(event.get("snapshots"), list):
+            event["snapshots"] = [new + p[len(old):] if str(p).startswith(old) else p for p in event["snapshots"]]
+        lines.append(json.dumps(event) + "\n")
+    write_text(events_path(recovered), "".join(lines))
+    events.unlink()
 
 
 def default_output_path(cfg: JobConfig):
@@ -338,24 +404,28 @@ def _watch(cfg, pipeline, source, warn, on_frame=None):
     batch_size = cfg.batch_size or default_batch_size(cfg.device)
     frames = prefetch(_limit(iter(source), cfg.max_frames), maxsize=2 * batch_size, drop_oldest=info.live)
     zone = parse_exit_zone(cfg.exit_zone, info.width, info.height)  # now that the frame size is known
-    job = _Job(cfg, info, warn, batch_size, zone)
-    progress = tqdm(total=total, unit="frame", desc=info.stem, disable=cfg.quiet, dynamic_ncols=True)
-    failed = True  # until the loop ends normally
-    try:
-        for n, batch in enumerate(_batches(frames, batch_size)):
-            if n % TRIM_EVERY_BATCHES == 0:
-                release_freed_memory()
-            for frame, faces in zip(batch, pipeline(batch)):
-                job.handle(frame, faces)
-                if on_frame:
-                    on_frame(job, faces)
-            progress.update(len(batch))
-        failed = False
-    finally:
-        with _no_interrupts():  # a second Ctrl-C must not leave a half-written video
-            frames.close()
-            progress.close()
-            job.close(failed)
+    with stop_signals_as_interrupt():  # SIGTERM, SIGHUP: stop as Ctrl-C does, the video is closed and kept
+        job = _Job(cfg, info, warn, batch_size, zone)
+        progress = tqdm(total=total, unit="frame", desc=info.stem, disable=cfg.quiet, dynamic_ncols=True)
+        failed = True  # until the loop ends normally
+        try:
+            for n, batch in enumerate(_batches(frames, batch_size)):
+                if n % TRIM_EVERY_BATCHES == 0:
+                    release_freed_memory()
+                for frame, faces in zip(batch, pipeline(batch)):
+                    job.handle(frame, faces)
+                    if on_frame:
+                        on_frame(job, faces)
+                progress.update(len(batch))
+            failed = False
+        finally:
+            with _no_interrupts():  # a second signal must not leave a half-written video
+                frames.close()
+                try:
+                    progress.close()
+                except OSError:  # the terminal is gone (SIGHUP): the video matters, not the bar
+                    pass
+                job.close(failed)
     return job.summary
 
 
@@ -364,13 +434,15 @@ class _Job:
     drawing, video, window. `job.people` (cctv.people.People) holds each person's state; `.counts()` gives
     in_view / protected / unprotected / unknown / seen."""
 
-    def __init__(self, cfg, info, warn, batch_size, zone=None):
+    def __init__(self, cfg, info, warn, batch_size, zone=None, first_frame=0, events=None, video_path=None):
+        """`first_frame`, `events` and `video_path` serve a resumable camera (cctv.resumable): its frame
+        numbering and events file continue across restarts, its video is written in segments (next_video)."""
         from .people import People
         from .snapshots import SnapshotSaver, snapshots_dir
         from .tracking import FaceTracker
 
-        self.cfg, self.fps = cfg, float(info.fps)
-        speech = render_speech(cfg.alert_message, warn) if cfg.alert_audio else None
+        self.cfg, self.fps, self.first_frame, self.info, self.warn = cfg, float(info.fps), first_frame, info, warn
+        self.speech = speech = render_speech(cfg.alert_message, warn) if cfg.alert_audio else None
         self.voice = None if cfg.no_voice else VoiceAlert(cfg.alert_message, warn)
         self.tracker = FaceTracker(self.fps, high_prob=cfg.track_threshold)
         self.people = People(cfg.class_threshold, zone=zone, fps=self.fps)
@@ -387,20 +459,25 @@ class _Job:
                                              cfg.uncertain_max_per_second, cfg.class_threshold)
         self.display = Display(warn) if cfg.display else None
         self.summary = JobSummary(info.name, Path(cfg.output_path), events_path(cfg.output_path))
-        self.events = EventLog(self.summary.events)
-        self.snapshots = SnapshotSaver(snapshots_dir(cfg.output_path), self.summary.events.parent)
         # On the CPU one encoder thread keeps up with detection; more would preempt the detector's threads.
-        self.writer = BackgroundWriter(VideoWriter(cfg.output_path, info.width, info.height, info.fps,
-                                                   alert_audio=speech[0] if speech else None,
-                                                   sample_rate=speech[1] if speech else 22050,
-                                                   threads=1 if cfg.device == "cpu" else 0),
-                                       # room for a whole batch: the encoder works while the next is detected
-                                       maxsize=max(4, batch_size))
+        video = self._new_video(video_path or cfg.output_path)
+        try:
+            if video.recovered and events is None:
+                adopt_killed_run(cfg.output_path, video.recovered)
+            self.events = events or EventLog(self.summary.events)
+        except BaseException:
+            video.close()  # no frame written: nothing left behind
+            raise
+        self.snapshots = SnapshotSaver(snapshots_dir(cfg.output_path), self.summary.events.parent)
+        # room for a whole batch: the encoder works while the next is detected
+        self.writer_room = max(4, batch_size)
+        self.writer = BackgroundWriter(video, maxsize=self.writer_room)
         self.alert_until = float("-inf")
         self.start = time.perf_counter()
         self.alerted = set()  # track ids of the people alerts were about (kept visible with --blur_faces others)
         self.info, self.started = info, now()
-        self.timeline = Timeline(timeline_path(cfg.output_path), info.fps, self.started, info.live)
+        self.timeline = Timeline(timeline_path(cfg.output_path), info.fps, self.started, info.live,
+                                 resume=first_frame > 0)  # a resumable camera's next life (cctv.resumable)
         self.write_manifest("running")
         self.report = None
         if cfg.report:
@@ -410,10 +487,22 @@ class _Job:
             self.summary.report = self.report.target
         self.next_retention = time.monotonic() + RETENTION_EVERY_S if info.live and cfg.retention_days else None
 
+    def _new_video(self, path):
+        speech, info = self.speech, self.info
+        return VideoWriter(path, info.width, info.height, info.fps,
+                           alert_audio=speech[0] if speech else None, sample_rate=speech[1] if speech else 22050,
+                           threads=1 if self.cfg.device == "cpu" else 0, warn=self.warn)
+
+    def next_video(self, path):
+        """Finish the video so far (it is renamed into place) and go on recording into `path`."""
+        self.writer.close()
+        self.writer = BackgroundWriter(self._new_video(path), maxsize=self.writer_room)
+
     def handle(self, frame, faces):
         """Uncertain capture (on the raw frame), alert logic, drawing, then the frame goes to the video."""
         s = self.summary
-        index, time_s = s.frames, s.frames / self.fps
+        index = self.first_frame + s.frames
+        time_s = index / self.fps
         if self.saver:
             self.saver.consider(frame, index, time_s, faces.boxes, faces.det_probs, faces.p_protected)
         faces.track_ids = self.tracker.update(faces.boxes, faces.det_probs)
@@ -490,22 +579,29 @@ class _Job:
                     what="people protected")
 
     def close(self, failed):
+        """Close every output, each even when another fails (the first error is raised after)."""
         s = self.summary
         s.seconds = time.perf_counter() - self.start
         s.people = self.people.seen()
         s.alerts, s.uncertain = self.monitor.count, self.saver.saved if self.saver else 0
-        self.writer.close()
-        self.events.close()
-        self.timeline.close()
-        self.write_manifest("interrupted" if failed else "finished")
-        if self.report:
-            self.report.close()
-        if self.voice:
-            self.voice.close(timeout=0.5 if failed else 5.0)
-        if self.display:
-            self.display.close()
-        if not self.cfg.quiet:
-            print(s.table(), file=sys.stderr if failed else sys.stdout)
+        errors = []
+        for closer in (self.writer.close, self.events.close, self.timeline.close,
+                       lambda: self.write_manifest("interrupted" if failed else "finished"),
+                       self.report and self.report.close,  # after the video: its frames are the thumbnails
+                       self.voice and (lambda: self.voice.close(timeout=0.5 if failed else 5.0)),
+                       self.display and self.display.close):
+            if closer:
+                try:
+                    closer()
+                except Exception as e:
+                    errors.append(e)
+        if not self.cfg.quiet and not errors:
+            try:
+                print(s.table(), file=sys.stderr if failed else sys.stdout)
+            except OSError:  # no terminal any more (SIGHUP)
+                pass
+        if errors:
+            raise errors[0]
 
 
 def _limit(frames, max_frames):
@@ -528,15 +624,12 @@ def _batches(frames, size):
 
 @contextmanager
 def _no_interrupts():
-    try:
-        previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
-    except ValueError:  # not the main thread: nothing to guard
+    """Hold stop signals while outputs are closed; one that came meanwhile is raised afterwards."""
+    pending = []
+    with handling_signals(STOP_SIGNALS, lambda signum, frame: pending.append(signum)):
         yield
-        return
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
+    if pending and sys.exc_info()[0] is None:
+        raise Interrupted(pending[0])
 
 
 class Display:

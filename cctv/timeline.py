@@ -46,11 +46,13 @@ def iso(moment: datetime) -> str:
 class Timeline:
     """Collects per-frame counts into one line per `every_s` seconds of video."""
 
-    def __init__(self, path, fps, start: datetime, live=False, every_s=1.0):
+    def __init__(self, path, fps, start: datetime, live=False, every_s=1.0, resume=False):
+        """`resume`: a restarted camera goes on with its timeline; else this run's replaces a previous run's."""
         self.path, self.fps, self.start, self.live = Path(path), float(fps), start, live
         self.frames_per_line = max(1, round(every_s * self.fps))
         self._reset(None)
-        write_text(self.path, "")  # this run's timeline replaces a previous run's
+        if not (resume and self.path.is_file()):
+            write_text(self.path, "")
         self.fd = os.open(self.path, os.O_WRONLY | os.O_APPEND)
 
     def _reset(self, first_frame):
