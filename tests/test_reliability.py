@@ -89,7 +89,8 @@ def test_sigterm_and_sighup_close_the_video_like_ctrl_c(tmp_path, detector_model
     count, fps = probe_video(out)[:2]
     assert 6 <= count < 414 and fps == FPS
     left = {p.name for p in tmp_path.iterdir()} - {"stopped.mp4.snapshots"}  # there if an alert came first
-    assert left == {"stopped.mp4", "stopped.mp4.events.jsonl"}  # no partial or temporary file
+    assert left == {"stopped.mp4", "stopped.mp4.events.jsonl", "stopped.mp4.timeline.jsonl",
+                    "stopped.mp4.run.json"}  # no partial or temporary file
 
 
 @pytest.mark.slow
