@@ -20,6 +20,7 @@ SHARED = ROOT.parent / "shared"
 sys.path.insert(0, str(ROOT))
 
 from cctv.atomic import save_torch  # noqa: E402
+from cctv.model_safety import keep_previous  # noqa: E402
 from cctv.finetune.run import load_labeled_frames  # noqa: E402
 from cctv.finetune.train import FinetuneSettings, checkpoint, checkpoint_meta, finetune, split_frames, summary  # noqa: E402
 
@@ -99,8 +100,9 @@ def main():
             meta = checkpoint_meta(result, settings, detector, {
                 "labels": "facemask853 Suite export", "train_frames": len(train_items), "val_frames": len(val_items),
                 "val_fraction": 0.2, "started_from": "pretrained"})
+            kept = keep_previous(args.save)
             save_torch(checkpoint(detector, meta), args.save)
-            print(f"wrote {args.save}")
+            print(f"wrote {args.save}" + (f"; the model it replaced is kept as {kept.backup}" if kept else ""))
         else:
             print(f"not better: {args.save} not written")
 
