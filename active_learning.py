@@ -7,7 +7,6 @@ detection AP nor classifier accuracy gets worse.
     */5 * * * * cd /path/to/repo && .venv/bin/python active_learning.py run >> runs/active_learning/cron.log 2>&1
     python active_learning.py status
 """
-import argparse
 import sys
 from pathlib import Path
 
@@ -17,6 +16,7 @@ if str(ROOT) not in sys.path:
 
 from cctv.active_learning import LoopConfig, run_loop, status_text  # noqa: E402
 from cctv.active_learning.training import TrainSettings  # noqa: E402
+from cctv.cli import make_parser  # noqa: E402
 from cctv.errors import UserError, cli_main  # noqa: E402
 
 TRAIN_FIELDS = set(TrainSettings.__dataclass_fields__)
@@ -45,8 +45,7 @@ def run(command="run", **kwargs):
 
 
 def parse_opt(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = make_parser(__doc__)
     p.add_argument("command", choices=("run", "status"), help="run: do whatever is due; status: show the state")
     d, t = LoopConfig(), TrainSettings()
     p.add_argument("--workdir", default="runs/active_learning", help="batches, history.jsonl and the lock live here")
@@ -66,20 +65,26 @@ def parse_opt(argv=None):
                    help="Suite label statuses that count as labeled (comma-separated)")
     p.add_argument("--threads", type=int, default=d.threads, help="torch CPU threads")
     g = p.add_argument_group("fine-tuning (small settings keep a cron tick short)")
-    g.add_argument("--mtcnn_epochs", type=int, default=t.mtcnn_epochs)
-    g.add_argument("--mtcnn_stages", default=t.mtcnn_stages, help="any of pnet,rnet,onet")
-    g.add_argument("--mtcnn_batch_size", type=int, default=t.mtcnn_batch_size)
-    g.add_argument("--mtcnn_lr", type=float, default=t.mtcnn_lr)
-    g.add_argument("--classifier_epochs", type=int, default=t.classifier_epochs)
-    g.add_argument("--classifier_batch_per_class", type=int, default=t.classifier_batch_per_class)
-    g.add_argument("--classifier_lr", type=float, default=t.classifier_lr)
+    g.add_argument("--mtcnn_epochs", type=int, default=t.mtcnn_epochs,
+                   help="MTCNN fine-tuning: passes over each stage's training windows")
+    g.add_argument("--mtcnn_stages", default=t.mtcnn_stages, help="MTCNN stages to fine-tune: any of pnet,rnet,onet")
+    g.add_argument("--mtcnn_batch_size", type=int, default=t.mtcnn_batch_size,
+                   help="MTCNN fine-tuning: labeled frames per step")
+    g.add_argument("--mtcnn_lr", type=float, default=t.mtcnn_lr, help="MTCNN fine-tuning: Adam learning rate")
+    g.add_argument("--classifier_epochs", type=int, default=t.classifier_epochs,
+                   help="classifier fine-tuning: passes over the labeled faces")
+    g.add_argument("--classifier_batch_per_class", type=int, default=t.classifier_batch_per_class,
+                   help="classifier fine-tuning: faces of each class per batch")
+    g.add_argument("--classifier_lr", type=float, default=t.classifier_lr,
+                   help="classifier fine-tuning: peak learning rate")
     g.add_argument("--classifier_examples_path", nargs="*", default=[],
                    help="class folders (protected/ unprotected/) mixed into classifier fine-tuning")
-    g.add_argument("--classifier_examples_per_class", type=int, default=t.classifier_examples_per_class)
+    g.add_argument("--classifier_examples_per_class", type=int, default=t.classifier_examples_per_class,
+                   help="images per class taken from --classifier_examples_path")
     g.add_argument("--holdout_fraction", type=float, default=t.holdout_fraction,
                    help="share of each batch's frames held back for evaluation (fixed per frame)")
     g.add_argument("--max_train_frames", type=int, default=t.max_train_frames, help="cap (0: all)")
-    g.add_argument("--seed", type=int, default=t.seed)
+    g.add_argument("--seed", type=int, default=t.seed, help="seed of the held-out split and of training")
     g.add_argument("--no_progress", dest="progress", action="store_false", help="no progress bars")
     return p.parse_args(argv)
 

@@ -7,10 +7,10 @@ collect low-confidence frames for labeling.
     python cctv_mask_detector.py --footage_path 0 --output_path runs/cctv/camera.mp4 --display
     python cctv_mask_detector.py --demo
 """
-import argparse
 from dataclasses import fields
 from pathlib import Path
 
+from cctv.cli import make_parser
 from cctv.errors import cli_main
 from cctv.model_registry import current_model_paths
 from cctv.pipeline import DEFAULT_DETECTOR, JobConfig, run_job
@@ -19,8 +19,7 @@ D = JobConfig()  # defaults live in one place
 
 
 def parse_opt(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = make_parser(__doc__)
     src = p.add_argument_group("input and output")
     src.add_argument("--footage_path", help="video file (mp4/avi/mov/mkv/gif), folder of footage, camera index "
                                             "(0) or stream URL (rtsp://, http://)")
@@ -39,7 +38,7 @@ def parse_opt(argv=None):
                         f"else {D.detector_model_path})")
     m.add_argument("--mtcnn_model_path", default=D.mtcnn_model_path,
                    help="fine-tuned MTCNN checkpoint (default: the current version's when --detector_model_path "
-                        "is not given, else pretrained weights)")
+                        "is not given, else the pretrained weights)")
     m.add_argument("--device", default=D.device, help="cpu, cuda, cuda:0, ...")
     m.add_argument("--batch_size", type=int, default=D.batch_size,
                    help="frames per detection batch (default 4 on cpu, 32 on cuda)")

@@ -5,7 +5,6 @@ number of images in which MTCNN found no face. Positive = protected.
     python test_detector.py --detector_model_path models/detector.pt \
         --test_examples_path mask_dataset/mask_classification/test
 """
-import argparse
 import sys
 from pathlib import Path
 
@@ -14,6 +13,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from cctv.classifier import load_classifier  # noqa: E402
+from cctv.cli import make_parser  # noqa: E402
 from cctv.errors import cli_main  # noqa: E402
 from cctv.face_dataset import DEFAULT_CACHE_DIR, face_crops_from_folder  # noqa: E402
 from cctv.mask_metrics import evaluate_classifier, report_block  # noqa: E402
@@ -37,8 +37,7 @@ def run(detector_model_path="models/detector.pt", test_examples_path="mask_datas
 
 
 def parse_opt(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = make_parser(__doc__)
     p.add_argument("--detector_model_path", default="models/detector.pt", help="classifier checkpoint")
     p.add_argument("--test_examples_path", default="mask_dataset/test",
                    help="folder with protected/ and unprotected/ (or with_mask/, without_mask/)")
