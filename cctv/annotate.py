@@ -1,5 +1,5 @@
 """Drawing on frames (in place, RGB): a box per face, green protected / red unprotected with its score, and a
-banner with protected/total (red while an alert is recent)."""
+banner with protected/total (red from an alert until enough faces are protected again)."""
 import cv2
 import numpy as np
 
@@ -29,7 +29,7 @@ def draw_faces(frame, boxes, p_protected, threshold=0.5):
 
 
 def draw_banner(frame, protected, total, alert=False):
-    """Top-left banner 'protected 3/4'; 'MASK ALERT' in red while an alert is recent."""
+    """Top-left banner 'protected 3/4'; 'MASK ALERT' in red while an alert's condition holds."""
     s = _scale(frame)
     text = f"protected {protected}/{total}" + ("  MASK ALERT" if alert else "")
     scale, thickness = max(0.45, 0.6 * s), max(1, round(2 * s))

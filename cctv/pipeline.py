@@ -21,7 +21,6 @@ from .errors import UserError
 from .video import URL_SCHEMES, BackgroundWriter, VideoWriter, check_writable, check_writable_dir, open_source, prefetch
 
 DEFAULT_DETECTOR = "models/detector.pt"
-ALERT_BANNER_S = 2.0  # the banner stays red this long after an alert
 
 
 @dataclass
@@ -325,7 +324,7 @@ class _Job:
                                                    threads=1 if cfg.device == "cpu" else 0),
                                        # room for a whole batch: the encoder works while the next is detected
                                        maxsize=max(4, batch_size))
-        self.alert_until = float("-inf")
+        self.alerting = False  # an alert fired and its condition still holds: the banner is red
         self.start = time.perf_counter()
 
     def handle(self, frame, faces):
@@ -340,9 +339,9 @@ class _Job:
             self.writer.add_audio_clip(time_s)
             if self.voice:
                 self.voice.say()
-            self.alert_until = time_s + ALERT_BANNER_S
+        self.alerting = event is not None or (self.alerting and self.monitor.streak > 0)
         draw_faces(frame, faces.boxes, faces.p_protected, self.cfg.class_threshold)
-        draw_banner(frame, faces.protected, faces.total, alert=time_s < self.alert_until)
+        draw_banner(frame, faces.protected, faces.total, alert=self.alerting)
         self.writer.write(frame)
         if self.display and not self.display.show(frame):
             raise KeyboardInterrupt  # q in the window: stop as Ctrl-C does
