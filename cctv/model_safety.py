@@ -164,13 +164,14 @@ def recorded_figures(path) -> dict:
     return {}
 
 
-def describe_model(path, role, version=None) -> str:
-    """'classifier: models/detector.pt (shipped; accuracy 94.6% on mask_dataset/facemask853/test, ...)'."""
+def describe_model(path, role) -> str:
+    """'classifier: models/detector.pt (shipped; accuracy 94.6% on mask_dataset/facemask853/test, ...)': which
+    file, whether it is a shipped model or which active-learning version, and the figures recorded for it."""
     if path is None:
         return f"{role}: pretrained weights (facenet-pytorch's MTCNN)"
-    tags = []
-    if version:
-        tags.append(f"version {version}")
+    path, tags = Path(path), []
+    if path.parent.parent.name == "versions":  # models/versions/vNNNN/<file>, promoted by active_learning.py
+        tags.append(f"version {path.parent.name}{_version_figures(path.parent)}")
     shipped = shipped_name(path)
     if shipped:
         tags.append("shipped")
@@ -181,8 +182,20 @@ def describe_model(path, role, version=None) -> str:
         elif "ap50" in m:
             figures.append(f"AP@0.5 {100 * m['ap50']:.1f}, {m.get('false_per_frame', float('nan')):.2f} false/frame "
                            f"on {name}")
-    tags += figures or ["no test figures recorded"]
+    tags += figures or ([] if tags and tags[0].startswith("version") else ["no test figures recorded"])
     return f"{role}: {path} ({'; '.join(tags)})"
+
+
+def _version_figures(folder) -> str:
+    try:
+        m = json.loads((Path(folder) / "metrics.json").read_text())
+    except (OSError, ValueError):
+        return ""
+    new = m.get("candidate", {})
+    ap, acc = new.get("detection", {}).get("ap50"), new.get("classifier", {}).get("accuracy")
+    shown = [f"AP@0.5 {100 * ap:.1f}" if ap is not None else "", f"accuracy {100 * acc:.1f}%" if acc is not None else ""]
+    return (f", {m.get('decision', '?')}: " + ", ".join(x for x in shown if x)
+            + f" on {m.get('eval_frames', '?')} held-out frames") if any(shown) else ""
 
 
 # --- maintaining the list -------------------------------------------------------------------------------

@@ -265,6 +265,11 @@ def run_job(cfg: JobConfig) -> JobSummary:
     try:
         pipeline = MaskPipeline.load(cfg.detector_model_path, cfg.mtcnn_model_path, cfg.device, cfg.thresholds,
                                      cfg.min_face_size, cfg.class_threshold)
+        if not cfg.quiet:
+            from .model_safety import describe_model
+
+            print(describe_model(cfg.detector_model_path, "classifier"), describe_model(cfg.mtcnn_model_path, "MTCNN"),
+                  sep="\n", flush=True)
         if cfg.demo:
             from .demo import make_demo_clip
 

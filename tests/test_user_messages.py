@@ -17,3 +17,30 @@ def test_prepare_reports_how_many_labeled_faces_the_size_rule_left_out(shared_di
     written = sum(report.written.values())
     assert report.too_small == ((sizes < 20).sum(), len(sizes), 20) and written == (sizes >= 20).sum()
     assert f"left out: {(sizes < 20).sum()} of {len(sizes)}" in report.table()
+
+
+def test_main_job_says_which_models_it_loaded_after_a_promotion(repo_root, shared_dir, tmp_path):
+    """After active_learning.py promoted a version, the job uses it by default: it says so, with the figures."""
+    import json
+    import shutil
+    import subprocess
+    import sys
+
+    version = tmp_path / "models" / "versions" / "v0001"
+    version.mkdir(parents=True)
+    shutil.copyfile(repo_root / "models" / "detector.pt", version / "detector.pt")
+    shutil.copyfile(repo_root / "models" / "finetuned_mtcnn.pt", version / "mtcnn.pt")
+    (version / "metrics.json").write_text(json.dumps({
+        "decision": "promoted", "eval_frames": 12,
+        "candidate": {"detection": {"ap50": 0.75}, "classifier": {"accuracy": 0.667}}}))
+    (tmp_path / "models" / "current.json").write_text(json.dumps({
+        "version": "v0001", "detector": "versions/v0001/detector.pt", "mtcnn": "versions/v0001/mtcnn.pt"}))
+    r = subprocess.run([sys.executable, str(repo_root / "cctv_mask_detector.py"), "--no_voice", "--max_frames", "2",
+                        "--footage_path", str(shared_dir / "data/footage/channy_in.gif"), "--output_path", "out.mp4"],
+                       cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert lines[0].startswith("classifier: models/versions/v0001/detector.pt (version v0001, promoted: AP@0.5 75.0, "
+                               "accuracy 66.7% on 12 held-out frames; shipped; accuracy 99.5% on "), lines[0]
+    assert lines[1].startswith("MTCNN: models/versions/v0001/mtcnn.pt (version v0001, promoted: "), lines[1]
+    assert lines[1].endswith("; shipped; AP@0.5 84.7, 0.32 false/frame on held-out frames of facemask853 Suite export)")
