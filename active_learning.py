@@ -7,6 +7,7 @@ detection AP nor classifier accuracy gets worse.
     */5 * * * * cd /path/to/repo && .venv/bin/python active_learning.py run >> runs/active_learning/cron.log 2>&1
     python active_learning.py status
 """
+import json
 import sys
 from pathlib import Path
 
@@ -16,6 +17,7 @@ if str(ROOT) not in sys.path:
 
 from cctv.active_learning import LoopConfig, run_loop, status_text  # noqa: E402
 from cctv.active_learning.training import TrainSettings  # noqa: E402
+from cctv.atomic import write_json  # noqa: E402
 from cctv.cli import make_parser  # noqa: E402
 from cctv.errors import UserError, cli_main  # noqa: E402
 
@@ -44,7 +46,7 @@ def run(command="run", **kwargs):
     raise UserError(f"unknown command '{command}': use run or status")
 
 
-def parse_opt(argv=None):
+def build_parser():
     p = make_parser(__doc__)
     p.add_argument("command", choices=("run", "status"), help="run: do whatever is due; status: show the state")
     d, t = LoopConfig(), TrainSettings()
@@ -86,12 +88,55 @@ def parse_opt(argv=None):
     g.add_argument("--max_train_frames", type=int, default=t.max_train_frames, help="cap (0: all)")
     g.add_argument("--seed", type=int, default=t.seed, help="seed of the held-out split and of training")
     g.add_argument("--no_progress", dest="progress", action="store_false", help="no progress bars")
-    return p.parse_args(argv)
+    return p
+
+
+SETTINGS_FILE = "settings.json"  # in the work folder: the loop's settings, so cron and `status` agree
+NOT_SAVED = {"command", "workdir", "progress"}
+
+
+def parse_opt(argv=None):
+    """The flags, over the settings saved in the work folder by earlier runs, over the built-in defaults."""
+    p = build_parser()
+    opt = p.parse_args(argv)
+    try:
+        saved = load_settings(opt.workdir)
+    except UserError as e:
+        p.error(str(e))
+    if saved:
+        known = {a.dest for a in p._actions} - NOT_SAVED
+        p.set_defaults(**{k: v for k, v in saved.items() if k in known})
+        opt = p.parse_args(argv)
+    return opt
+
+
+def load_settings(workdir) -> dict:
+    path = Path(workdir) / SETTINGS_FILE
+    if not path.is_file():
+        return {}
+    try:
+        saved = json.loads(path.read_text())
+    except ValueError:
+        raise UserError(f"{path}: not valid JSON (fix it, or delete it to go back to the defaults)") from None
+    if not isinstance(saved, dict):
+        raise UserError(f"{path}: expected a JSON object of settings")
+    return saved
+
+
+def save_settings(opt):
+    """`run` keeps its settings (flags given now included) for the runs and `status` calls that follow."""
+    settings = {k: v for k, v in sorted(vars(opt).items()) if k not in NOT_SAVED}
+    path = Path(opt.workdir) / SETTINGS_FILE
+    if load_settings(opt.workdir) != settings:
+        write_json(path, settings)
+        print(f"settings saved in {path} (later runs and `status` use them; a flag given again replaces one)")
 
 
 @cli_main
 def main(opt):
     run(**vars(opt))
+    if opt.command == "run":
+        save_settings(opt)
 
 
 if __name__ == "__main__":
