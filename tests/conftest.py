@@ -20,3 +20,7 @@ def shared_dir():
 @pytest.fixture(scope="session")
 def repo_root():
     return ROOT
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "slow: data-heavy tests of several minutes (deselect with -m 'not slow')")
