@@ -246,7 +246,7 @@ def run_training(train_examples_path=("mask_dataset/train",), train_dataset_size
     if tests:
         print(sources_table([{k: t[k] for k in ("source", "faces", "accuracy", "precision", "recall", "f1",
                                                 "roc_auc", "no_face")} for t in tests]))
-    old = {t["source"]: t for t in _score(previous, test_paths, mtcnn_model_path, cache_dir, False)} if previous else {}
+    old = {t["source"]: t for t in _score(previous, test_paths, mtcnn_model_path, cache_dir, progress)} if previous else {}
     print(replacement_report(detector_model_output_path, kept, old, {t["source"]: t for t in tests},
                              CLASSIFIER_FIGURES, "accuracy"))
     return clf
