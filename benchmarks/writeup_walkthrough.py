@@ -49,7 +49,8 @@ class Step:
 
 def readable(text):
     """The output as a user reads it in a terminal: each progress bar's last state only."""
-    return "\n".join(line.split("\r")[-1] for line in text.splitlines())
+    lines = (line.rstrip("\r").split("\r")[-1].rstrip() for line in text.split("\n"))
+    return "\n".join(line for line in lines if line)
 
 
 def run_step(step, work, env, log_dir):
@@ -94,12 +95,17 @@ def steps_of_the_writeup(shared, epochs):
         # Project & data setup: the write-up split the Kaggle folder by hand (500 per class to train/)
         Step("01-prepare", [py, "prepare_mask_dataset.py", f"--source_path={data}/mask_classification",
                             "--output_path=mask_dataset", "--train_per_class=500"], [r"train\s+500\s+500"]),
+        # The README's second data set (labeled photos): the shipped model was tested on its test faces
+        Step("01-prepare-facemask853", [py, "prepare_mask_dataset.py", f"--labels_dir={data}/facemask853/annotations",
+                                        f"--images_dir={data}/facemask853/images",
+                                        "--output_path=mask_dataset/facemask853"], [r"left out: \d+ of 4072"]),
         # Train Mask Detection Classifier (the write-up's flags; --num_epochs shortened)
         Step("02-train", [py, "train_mask_detector.py", "--train_examples_path=mask_dataset/train",
                           "--train_dataset_size_per_class=500", "--batch_size_per_class=4", f"--num_epochs={epochs}",
                           "--detector_model_output_path=models/detector.pt"],
              [r"detecting faces in \d+ new images, once", r"it replaced the shipped model \(models/detector\.pt\), "
-              r"kept as models/detector\.shipped\.pt", r"mask_dataset/test\s+\S+ -> \S+", verdict,
+              r"kept as models/detector\.shipped\.pt", r"mask_dataset/test\s+\S+ -> \S+",
+              r"mask_dataset/facemask853/test\s+\S+ -> \S+", verdict,
               r"to go back: cp models/detector\.shipped\.pt models/detector\.pt"]),
         # Sanity Check
         Step("03-test", [py, "test_detector.py", "--detector_model_path=models/detector.pt",
@@ -113,8 +119,8 @@ def steps_of_the_writeup(shared, epochs):
         Step("05-frames", [py, "footages_to_frames.py", "--footage_dir=footages", "--output_dir=footages_frames",
                            "--frames_per_extract=10", "--pre_labels"], [r"four_people_masking"]),
         Step("06-upload", [py, "-m", "cctv.suite_cli", "upload", "dataset", "-p", PROJECT, "-n",
-                           "cctv-mask-detector-live-data", "--include-label", "-y"],
-             [r"Successful upload of (\d+) out of \1 labels"], cwd="footages_frames"),
+                           "cctv-mask-detector-live-data", "--include-label", "-y", "-d", "footages_frames"],
+             [r"Successful upload of (\d+) out of \1 labels"]),
         Step("07-download", [py, "-m", "cctv.suite_cli", "download", "-p", PROJECT, "-d", "suite_download", "-y"],
              [r"Successful download of (\d+) out of \1 data"]),
         # The write-up's fine-tuning command, on a 2020-era export (its layout: labels/meta/..., labels/labels)

@@ -138,8 +138,8 @@ def replacement_report(path, kept: Kept | None, old: dict, new: dict, figures, m
         if worse_sets:
             lines.append(f"WORSE: on {', '.join(worse_sets)} the new model's {main} is below that of {kept.who}.")
         else:
-            lines.append(f"not worse: on every test set both were scored on, the new model's {main} is at least "
-                         f"that of {kept.who}.")
+            lines.append(f"not worse: on every test set both were scored on, the new model's {main} is above that "
+                         f"of {kept.who}, or within {WORSE_MARGIN:g} of it.")
     lines.append(f"to go back: cp {kept.backup} {path}")
     return "\n".join(lines)
 

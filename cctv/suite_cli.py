@@ -1,7 +1,10 @@
 """The `spb` CLI (spb-cli, installed in .venv) as this project runs it: the venv's own copy (it is on PATH only
 while the venv is active), credentials checked first (without them spb only says "No such project"), and the
 `spb download -d` folder created (spb writes project.json into it, and fails when it does not exist).
+`spb upload dataset -d DIR` runs inside DIR (spb-cli 0.19.4 opens each label file by its path relative to the
+current folder, so `-d` from elsewhere uploads the images without their labels).
 
+    python -m cctv.suite_cli upload dataset -p cctv-mask-detector -n entrance --include-label -y -d frames
     python -m cctv.suite_cli download -p cctv-mask-detector -d suite_download -y     # = make spb ARGS="..."
 """
 import configparser
@@ -54,24 +57,29 @@ def check_credentials():
         raise UserError(problem)
 
 
-def download_dir(args) -> Path | None:
-    """The folder of `spb download -d DIR` / `--dir DIR` / `--dir=DIR`, if given."""
+def dir_option(args):
+    """(the folder of `-d DIR` / `--dir DIR` / `--dir=DIR` or None, the arguments without it)."""
     for i, a in enumerate(args):
         if a in ("-d", "--dir") and i + 1 < len(args):
-            return Path(args[i + 1])
+            return Path(args[i + 1]), args[:i] + args[i + 2:]
         if a.startswith("--dir="):
-            return Path(a.split("=", 1)[1])
-    return None
+            return Path(a.split("=", 1)[1]), args[:i] + args[i + 1:]
+    return None, args
 
 
 def run_spb(args) -> int:
-    args = list(args)
+    args, cwd = list(args), None
     command = spb_command()
     if args[:1] not in (["configure"], ["--help"], ["-h"], []):
         check_credentials()
-    if args[:1] == ["download"] and download_dir(args) is not None:
-        download_dir(args).mkdir(parents=True, exist_ok=True)
-    return subprocess.run([command, *args]).returncode
+    folder, rest = dir_option(args)
+    if folder is not None and args[:1] == ["download"]:
+        folder.mkdir(parents=True, exist_ok=True)
+    if folder is not None and args[:2] == ["upload", "dataset"]:
+        if not folder.is_dir():
+            raise UserError(f"{folder}: no such folder to upload")
+        args, cwd = rest, folder
+    return subprocess.run([command, *args], cwd=cwd).returncode
 
 
 @cli_main

@@ -77,8 +77,10 @@ def test_offline_round_trip_with_the_stand_in_users_start(repo_root, shared_dir,
             assert r.returncode == 0, r.stdout + r.stderr
             return r.stdout
 
+        # -d from the repo: the wrapper runs spb inside the folder (spb alone would drop the labels)
         assert "Successful upload of 2 out of 2 labels" in suite_cli(
-            "upload", "dataset", "-p", "entrance", "-n", "cam", "--include-label", "-y", cwd=tmp_path / "frames")
+            "upload", "dataset", "-p", "entrance", "-n", "cam", "--include-label", "-y", "-d", str(tmp_path / "frames"),
+            cwd=repo_root)
         new = tmp_path / "not" / "yet" / "there"  # spb alone fails to write project.json into a missing folder
         assert "Successful download of 2 out of 2 data" in suite_cli("download", "-p", "entrance", "-d", str(new), "-y",
                                                                      cwd=tmp_path)
