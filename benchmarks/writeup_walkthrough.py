@@ -40,6 +40,7 @@ class Step:
     code: int = 0
     seconds: float = 0.0
     output: str = ""
+    said: str = ""  # its last line on stdout (progress bars go to stderr)
     missing: list = field(default_factory=list)
 
     @property
@@ -59,6 +60,7 @@ def run_step(step, work, env, log_dir):
                           capture_output=True, text=True)
     step.seconds, step.code = time.perf_counter() - start, done.returncode
     step.output = readable(done.stdout + done.stderr)
+    step.said = next((ln for ln in reversed(readable(done.stdout).splitlines()) if ln.strip()), "")
     step.missing = [p for p in step.expect if not re.search(p, step.output)]
     (log_dir / f"{step.name}.txt").write_text(f"$ {' '.join(map(str, step.command))}\n{step.output}\n")
     flag = "ok" if step.ok else f"FAILED (exit {step.code}, missing {step.missing})"
@@ -181,8 +183,7 @@ def walk(work, shared, epochs):
 def report(steps, shipped, work) -> str:
     lines = [f"{'step':<22} {'exit':>4} {'seconds':>8}  what it said last"]
     for s in steps:
-        last = next((ln for ln in reversed(s.output.splitlines()) if ln.strip()), "")
-        lines.append(f"{s.name:<22} {s.code:>4} {s.seconds:>8.0f}  {last[:90]}" + ("" if s.ok else "   <-- FAILED"))
+        lines.append(f"{s.name:<22} {s.code:>4} {s.seconds:>8.0f}  {s.said[:100]}" + ("" if s.ok else "   <-- FAILED"))
     lines.append("")
     for name, where in shipped:
         lines.append(f"shipped {name}: " + (f"intact at {where}" if where else "LOST"))
