@@ -2,6 +2,7 @@
 import re
 import subprocess
 import sys
+from functools import lru_cache
 
 import pytest
 
@@ -24,11 +25,16 @@ def option_blocks(help_text):
     return {flag: re.sub(r"\s+", " ", text) for flag, text in blocks.items()}
 
 
-@pytest.mark.parametrize("script", SCRIPTS)
-def test_every_option_has_help_and_a_default_at_most_once(repo_root, script):
+@lru_cache
+def help_of(repo_root, script):
     r = subprocess.run([sys.executable, script, "--help"], cwd=repo_root, capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stderr
-    blocks = option_blocks(r.stdout)
+    return option_blocks(r.stdout)
+
+
+@pytest.mark.parametrize("script", SCRIPTS)
+def test_every_option_has_help_and_a_default_at_most_once(repo_root, script):
+    blocks = help_of(repo_root, script)
     assert len(blocks) > 3
     for flag, text in blocks.items():
         if flag in ("-h", "--help"):
@@ -39,13 +45,8 @@ def test_every_option_has_help_and_a_default_at_most_once(repo_root, script):
 
 
 def test_negative_flags_and_model_defaults(repo_root):
-    train = subprocess.run([sys.executable, "train_mask_detector.py", "--help"], cwd=repo_root, capture_output=True,
-                           text=True).stdout
-    assert option_blocks(train)["--no_augment"].endswith("train without augmentation")
-    job = option_blocks(subprocess.run([sys.executable, "cctv_mask_detector.py", "--help"], cwd=repo_root,
-                                       capture_output=True, text=True).stdout)
-    assert "(default: the current version in models/current.json, else models/detector.pt)" in job[
-        "--detector_model_path"]
-    loop = option_blocks(subprocess.run([sys.executable, "active_learning.py", "--help"], cwd=repo_root,
-                                        capture_output=True, text=True).stdout)
+    assert help_of(repo_root, "train_mask_detector.py")["--no_augment"].endswith("train without augmentation")
+    assert "(default: the current version in models/current.json, else models/detector.pt)" in help_of(
+        repo_root, "cctv_mask_detector.py")["--detector_model_path"]
+    loop = help_of(repo_root, "active_learning.py")
     assert "(default: 3)" in loop["--mtcnn_epochs"] and "(default: 0.0001)" in loop["--mtcnn_lr"]
