@@ -17,7 +17,7 @@ from tqdm import tqdm
 
 from .alerts import DEFAULT_MESSAGE, AlertMonitor, EventLog, VoiceAlert, render_speech
 from .annotate import draw_banner, draw_faces
-from .errors import UserError
+from .errors import UserError, check_range, check_threads
 from .video import URL_SCHEMES, BackgroundWriter, VideoWriter, check_writable, check_writable_dir, open_source, prefetch
 
 DEFAULT_DETECTOR = "models/detector.pt"
@@ -192,6 +192,15 @@ def validate(cfg: JobConfig):
         raise UserError("no input: give --footage_path (file, folder, camera index or URL) or --demo")
     if (cfg.batch_size is not None and cfg.batch_size < 1) or cfg.min_faces < 1 or cfg.alert_frames < 1:
         raise UserError("--batch_size, --min_faces and --alert_frames must be 1 or more")
+    check_threads(cfg.threads)
+    check_range("--class_threshold", cfg.class_threshold, 0, 1)
+    check_range("--alert_cooldown", cfg.alert_cooldown, 0)
+    check_range("--reconnect_attempts", cfg.reconnect_attempts, 0)
+    check_range("--reconnect_delay", cfg.reconnect_delay, 0)
+    if cfg.max_frames is not None and cfg.max_frames < 1:
+        raise UserError(f"--max_frames must be 1 or more, got {cfg.max_frames}")
+    if cfg.min_face_size is not None and not cfg.min_face_size > 0:
+        raise UserError(f"--min_face_size must be a positive number of pixels, got {cfg.min_face_size}")
     if not 0 < cfg.alert_threshold <= 1:
         raise UserError(f"--alert_threshold must be in (0, 1], got {cfg.alert_threshold}")
     if cfg.thresholds is not None and (len(cfg.thresholds) != 3 or not all(0 <= t <= 1 for t in cfg.thresholds)):
