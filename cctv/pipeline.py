@@ -5,7 +5,8 @@ H.264 video, in batches of frames that stream through (memory stays flat however
 `cctv_mask_detector.py`.
 """
 import ctypes
-import signal
+import json
+import os
 import sys
 import time
 from contextlib import contextmanager
@@ -15,21 +16,34 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from .alerts import DEFAULT_MESSAGE, AlertMonitor, EventLog, VoiceAlert, render_speech
-from .annotate import draw_banner, draw_faces
-from .errors import UserError, check_range, check_threads
-from .video import URL_SCHEMES, BackgroundWriter, VideoWriter, check_writable, check_writable_dir, open_source, prefetch
+from .alerts import DEFAULT_MESSAGE, AlertMonitor, EventLog, PersonAlertMonitor, VoiceAlert, render_speech
+from .annotate import draw_banner, draw_faces, draw_people
+from .atomic import write_text
+from .errors import (STOP_SIGNALS, Interrupted, UserError, check_range, check_threads, handling_signals,
+                     stop_signals_as_interrupt)
+from .exit_zone import parse_exit_zone
+from .video import (URL_SCHEMES, BackgroundWriter, VideoWriter, check_writable, check_writable_dir, open_source,
+                    partial_path, prefetch)
 
 DEFAULT_DETECTOR = "models/detector.pt"
 
 
+ALERT_RULES = ("person", "frame")
+
+
 @dataclass
 class Faces:
-    """One frame's faces: boxes (N,4) x1,y1,x2,y2, MTCNN probabilities (N,), P(protected) (N,)."""
+    """One frame's faces: boxes (N,4) x1,y1,x2,y2, MTCNN probabilities (N,), P(protected) (N,), and the
+    track id of each (N,) int, -1 = untracked (filled in by the job's tracker)."""
     boxes: np.ndarray
     det_probs: np.ndarray
     p_protected: np.ndarray
     threshold: float = 0.5
+    track_ids: np.ndarray = None
+
+    def __post_init__(self):
+        if self.track_ids is None:
+            self.track_ids = np.full(len(self.boxes), -1, dtype=int)
 
     @property
     def total(self):
@@ -120,7 +134,10 @@ class JobConfig:
     thresholds: list | None = None
     min_face_size: int | None = None
     class_threshold: float = 0.5
+    track_threshold: float = 0.6
     alert_threshold: float = 0.75
+    alert_rule: str = "person"
+    exit_zone: str | None = None
     min_faces: int = 1
     alert_frames: int = 5
     alert_cooldown: float = 10.0
@@ -150,14 +167,18 @@ class JobSummary:
     alerts: int = 0
     uncertain: int = 0
     seconds: float = 0.0
+    people: dict = field(default_factory=dict)  # people seen, by their last state (People.seen())
 
     @property
     def fps(self):
         return self.frames / self.seconds if self.seconds else 0.0
 
     def table(self):
-        head = ("frames", "faces", "protected", "alerts", "uncertain saved", "frames/s")
-        row = (self.frames, self.faces, self.protected, self.alerts, self.uncertain, f"{self.fps:.1f}")
+        people = [self.people.get(k, 0) for k in ("protected", "unprotected", "unknown")]
+        head = ("frames", "faces", "faces protected", "people", "protected", "unprotected", "unknown", "alerts",
+                "uncertain saved", "frames/s")
+        row = (self.frames, self.faces, self.protected, sum(people), *people, self.alerts, self.uncertain,
+               f"{self.fps:.1f}")
         widths = [max(len(str(h)), len(str(v))) for h, v in zip(head, row)]
         line = lambda cells: "  ".join(str(c).rjust(w) for c, w in zip(cells, widths))  # noqa: E731
         return "\n".join([line(head), line(row), f"video:  {self.output}", f"events: {self.events}"])
@@ -194,6 +215,7 @@ def validate(cfg: JobConfig):
         raise UserError("--batch_size, --min_faces and --alert_frames must be 1 or more")
     check_threads(cfg.threads)
     check_range("--class_threshold", cfg.class_threshold, 0, 1)
+    check_range("--track_threshold", cfg.track_threshold, 0, 1)
     check_range("--alert_cooldown", cfg.alert_cooldown, 0)
     check_range("--reconnect_attempts", cfg.reconnect_attempts, 0)
     check_range("--reconnect_delay", cfg.reconnect_delay, 0)
@@ -203,6 +225,9 @@ def validate(cfg: JobConfig):
         raise UserError(f"--min_face_size must be a positive number of pixels, got {cfg.min_face_size}")
     if not 0 < cfg.alert_threshold <= 1:
         raise UserError(f"--alert_threshold must be in (0, 1], got {cfg.alert_threshold}")
+    if cfg.alert_rule not in ALERT_RULES:
+        raise UserError(f"--alert_rule {cfg.alert_rule}: use one of {', '.join(ALERT_RULES)}")
+    parse_exit_zone(cfg.exit_zone)
     if cfg.thresholds is not None and (len(cfg.thresholds) != 3 or not all(0 <= t <= 1 for t in cfg.thresholds)):
         raise UserError(f"--thresholds needs 3 numbers in [0, 1] (PNet RNet ONet), got {cfg.thresholds}")
     lo, hi = cfg.uncertain_prob_band
@@ -218,6 +243,7 @@ def validate(cfg: JobConfig):
     if output.is_dir():
         raise UserError(f"{output}: is a folder; give a file name ending in .mp4")
     check_writable(output, "output")
+    check_not_the_footage(output, spec)
     if cfg.uncertain_frames_dir:
         check_writable_dir(cfg.uncertain_frames_dir, "--uncertain_frames_dir")
     if cfg.mtcnn_model_path and not Path(cfg.mtcnn_model_path).is_file():
@@ -225,6 +251,54 @@ def validate(cfg: JobConfig):
     if not str(cfg.detector_model_path) or not Path(cfg.detector_model_path).is_file():
         raise UserError(f"{cfg.detector_model_path}: no such classifier checkpoint "
                         f"(train one with train_mask_detector.py, or pass --detector_model_path)")
+
+
+def check_not_the_footage(output, spec):
+    """Refuse outputs that would replace or feed the footage: the output video, its events file or its partial
+    file being the footage file (also through a symbolic or hard link), or the output inside a footage folder
+    (the next run would read the annotated video as footage)."""
+    footage = Path(spec)
+    if not spec or spec.isdigit() or spec.lower().startswith(URL_SCHEMES) or not footage.exists():
+        return
+    if footage.is_dir():
+        folder = footage.resolve()
+        if folder == output.parent.resolve() or folder in output.parent.resolve().parents:
+            raise UserError(f"{output}: is inside the footage folder {spec}; the next run would read it as "
+                            f"footage: give an --output_path outside it")
+        return
+    for path in (output, events_path(output), partial_path(output)):
+        try:
+            same = os.path.samefile(path, footage)
+        except OSError:  # does not exist (yet)
+            continue
+        if same:
+            raise UserError(f"{path}: is the footage itself ({spec}); writing it would destroy the recording: "
+                            f"give another --output_path")
+
+
+def adopt_killed_run(output_path, recovered):
+    """A killed run's events and snapshots go with its recovered video (`recovered`), the snapshot paths in
+    its events rewritten, so that this run's start does not overwrite them."""
+    from .snapshots import snapshots_dir
+
+    events, snapshots = events_path(output_path), snapshots_dir(output_path)
+    moved = snapshots_dir(recovered)
+    if snapshots.is_dir():
+        os.replace(snapshots, moved)
+    if not events.is_file():
+        return
+    old, new = f"{snapshots.name}/", f"{moved.name}/"
+    lines = []
+    for line in events.read_text(encoding="utf-8").splitlines():
+        try:
+            event = json.loads(line)
+        except ValueError:  # the killed run's torn last line
+            continue
+        if isinstance(event, dict) and isinstance(event.get("snapshots"), list):
+            event["snapshots"] = [new + p[len(old):] if str(p).startswith(old) else p for p in event["snapshots"]]
+        lines.append(json.dumps(event) + "\n")
+    write_text(events_path(recovered), "".join(lines))
+    events.unlink()
 
 
 def default_output_path(cfg: JobConfig):
@@ -259,7 +333,9 @@ _LIBC = _glibc()
 TRIM_EVERY_BATCHES = 8
 
 
-def run_job(cfg: JobConfig) -> JobSummary:
+def run_job(cfg: JobConfig, on_frame=None) -> JobSummary:
+    """The main job. `on_frame(job, faces)`, if given, is called after each frame is handled (benchmarks
+    read the tracks and people there)."""
     if not cfg.output_path:
         cfg.output_path = default_output_path(cfg)
     validate(cfg)
@@ -283,44 +359,62 @@ def run_job(cfg: JobConfig) -> JobSummary:
             from .demo import make_demo_clip
 
             source = open_source(make_demo_clip(Path(cfg.output_path).parent, pipeline.detector), warn=warn)
-        return _watch(cfg, pipeline, source, warn)
+        return _watch(cfg, pipeline, source, warn, on_frame)
     finally:
         if source is not None:
             source.close()
 
 
-def _watch(cfg, pipeline, source, warn):
+def _watch(cfg, pipeline, source, warn, on_frame=None):
     info = source.info
     total = min(info.frames, cfg.max_frames) if info.frames and cfg.max_frames else (cfg.max_frames or info.frames)
     batch_size = cfg.batch_size or default_batch_size(cfg.device)
     frames = prefetch(_limit(iter(source), cfg.max_frames), maxsize=2 * batch_size, drop_oldest=info.live)
-    job = _Job(cfg, info, warn, batch_size)
-    progress = tqdm(total=total, unit="frame", desc=info.stem, disable=cfg.quiet, dynamic_ncols=True)
-    failed = True  # until the loop ends normally
-    try:
-        for n, batch in enumerate(_batches(frames, batch_size)):
-            if n % TRIM_EVERY_BATCHES == 0:
-                release_freed_memory()
-            for frame, faces in zip(batch, pipeline(batch)):
-                job.handle(frame, faces)
-            progress.update(len(batch))
-        failed = False
-    finally:
-        with _no_interrupts():  # a second Ctrl-C must not leave a half-written video
-            frames.close()
-            progress.close()
-            job.close(failed)
+    zone = parse_exit_zone(cfg.exit_zone, info.width, info.height)  # now that the frame size is known
+    with stop_signals_as_interrupt():  # SIGTERM, SIGHUP: stop as Ctrl-C does, the video is closed and kept
+        job = _Job(cfg, info, warn, batch_size, zone)
+        progress = tqdm(total=total, unit="frame", desc=info.stem, disable=cfg.quiet, dynamic_ncols=True)
+        failed = True  # until the loop ends normally
+        try:
+            for n, batch in enumerate(_batches(frames, batch_size)):
+                if n % TRIM_EVERY_BATCHES == 0:
+                    release_freed_memory()
+                for frame, faces in zip(batch, pipeline(batch)):
+                    job.handle(frame, faces)
+                    if on_frame:
+                        on_frame(job, faces)
+                progress.update(len(batch))
+            failed = False
+        finally:
+            with _no_interrupts():  # a second signal must not leave a half-written video
+                frames.close()
+                try:
+                    progress.close()
+                except OSError:  # the terminal is gone (SIGHUP): the video matters, not the bar
+                    pass
+                job.close(failed)
     return job.summary
 
 
 class _Job:
-    """One run's outputs and state: alert logic, events, voice, uncertain frames, drawing, video, window."""
+    """One run's outputs and state: tracks and people, alert logic, events, snapshots, voice, uncertain frames,
+    drawing, video, window. `job.people` (cctv.people.People) holds each person's state; `.counts()` gives
+    in_view / protected / unprotected / unknown / seen."""
 
-    def __init__(self, cfg, info, warn, batch_size):
+    def __init__(self, cfg, info, warn, batch_size, zone=None):
+        from .people import People
+        from .snapshots import SnapshotSaver, snapshots_dir
+        from .tracking import FaceTracker
+
         self.cfg, self.fps = cfg, float(info.fps)
         speech = render_speech(cfg.alert_message, warn) if cfg.alert_audio else None
         self.voice = None if cfg.no_voice else VoiceAlert(cfg.alert_message, warn)
-        self.monitor = AlertMonitor(cfg.alert_threshold, cfg.min_faces, cfg.alert_frames, cfg.alert_cooldown)
+        self.tracker = FaceTracker(self.fps, high_prob=cfg.track_threshold)
+        self.people = People(cfg.class_threshold, zone=zone, fps=self.fps)
+        if cfg.alert_rule == "frame":
+            self.monitor = AlertMonitor(cfg.alert_threshold, cfg.min_faces, cfg.alert_frames, cfg.alert_cooldown)
+        else:
+            self.monitor = PersonAlertMonitor(cfg.alert_threshold, cfg.min_faces)
         self.saver = None
         if cfg.uncertain_frames_dir:
             from .uncertain import UncertainFrameSaver
@@ -330,14 +424,20 @@ class _Job:
                                              cfg.uncertain_max_per_second, cfg.class_threshold)
         self.display = Display(warn) if cfg.display else None
         self.summary = JobSummary(info.name, Path(cfg.output_path), events_path(cfg.output_path))
-        self.events = EventLog(self.summary.events)
         # On the CPU one encoder thread keeps up with detection; more would preempt the detector's threads.
-        self.writer = BackgroundWriter(VideoWriter(cfg.output_path, info.width, info.height, info.fps,
-                                                   alert_audio=speech[0] if speech else None,
-                                                   sample_rate=speech[1] if speech else 22050,
-                                                   threads=1 if cfg.device == "cpu" else 0),
-                                       # room for a whole batch: the encoder works while the next is detected
-                                       maxsize=max(4, batch_size))
+        video = VideoWriter(cfg.output_path, info.width, info.height, info.fps,
+                            alert_audio=speech[0] if speech else None, sample_rate=speech[1] if speech else 22050,
+                            threads=1 if cfg.device == "cpu" else 0, warn=warn)
+        try:
+            if video.recovered:
+                adopt_killed_run(cfg.output_path, video.recovered)
+            self.events = EventLog(self.summary.events)
+        except BaseException:
+            video.close()  # no frame written: nothing left behind
+            raise
+        self.snapshots = SnapshotSaver(snapshots_dir(cfg.output_path), self.summary.events.parent)
+        # room for a whole batch: the encoder works while the next is detected
+        self.writer = BackgroundWriter(video, maxsize=max(4, batch_size))
         self.alerting = False  # an alert fired and its condition still holds: the banner is red
         self.start = time.perf_counter()
 
@@ -347,32 +447,70 @@ class _Job:
         index, time_s = s.frames, s.frames / self.fps
         if self.saver:
             self.saver.consider(frame, index, time_s, faces.boxes, faces.det_probs, faces.p_protected)
-        event = self.monitor.update(index, time_s, faces.total, faces.protected)
+        faces.track_ids = self.tracker.update(faces.boxes, faces.det_probs)
+        self.people.update(time_s, faces.boxes, faces.det_probs, faces.p_protected, faces.track_ids, frame)
+        event = self._judge(index, time_s, faces)
         if event:
+            named = [p for p in map(self.people.get, event.track_ids) if p is not None]
+            event = event.with_snapshots(self.snapshots.save(self.monitor.count, index, frame, named))
             self.events.write(event)
             self.writer.add_audio_clip(time_s)
             if self.voice:
                 self.voice.say()
-        self.alerting = event is not None or (self.alerting and self.monitor.streak > 0)
-        draw_faces(frame, faces.boxes, faces.p_protected, self.cfg.class_threshold)
-        draw_banner(frame, faces.protected, faces.total, alert=self.alerting)
+        self.alerting = event is not None or (self.alerting and self._condition_holds())
+        self._draw(frame, faces, alert=self.alerting)
         self.writer.write(frame)
         if self.display and not self.display.show(frame):
             raise KeyboardInterrupt  # q in the window: stop as Ctrl-C does
         s.frames, s.faces, s.protected = s.frames + 1, s.faces + faces.total, s.protected + faces.protected
 
+    def _judge(self, index, time_s, faces):
+        if self.cfg.alert_rule == "frame":
+            unprotected = faces.track_ids[faces.p_protected < faces.threshold]
+            return self.monitor.update(index, time_s, faces.total, faces.protected, self.people, unprotected)
+        return self.monitor.update(index, time_s, faces.total, faces.protected, self.people)
+
+    def _condition_holds(self):
+        """Whether what raised the alert is still so: the frame rule's streak goes on, or too few of the
+        decided people in view are protected."""
+        if self.cfg.alert_rule == "frame":
+            return self.monitor.streak > 0
+        counts = self.people.counts()
+        decided = counts["protected"] + counts["unprotected"]
+        return decided >= self.monitor.min_people and counts["protected"] / decided < self.monitor.threshold
+
+    def _draw(self, frame, faces, alert):
+        if self.cfg.alert_rule == "frame":
+            draw_faces(frame, faces.boxes, faces.p_protected, self.cfg.class_threshold)
+            draw_banner(frame, faces.protected, faces.total, alert=alert)
+            return
+        draw_people(frame, faces.boxes, faces.p_protected, faces.track_ids, self.people, self.cfg.class_threshold)
+        counts = self.people.counts()
+        draw_banner(frame, counts["protected"], counts["protected"] + counts["unprotected"], alert=alert,
+                    what="people protected")
+
     def close(self, failed):
+        """Close every output, each even when another fails (the first error is raised after)."""
         s = self.summary
         s.seconds = time.perf_counter() - self.start
+        s.people = self.people.seen()
         s.alerts, s.uncertain = self.monitor.count, self.saver.saved if self.saver else 0
-        self.writer.close()
-        self.events.close()
-        if self.voice:
-            self.voice.close(timeout=0.5 if failed else 5.0)
-        if self.display:
-            self.display.close()
-        if not self.cfg.quiet:
-            print(s.table(), file=sys.stderr if failed else sys.stdout)
+        errors = []
+        for closer in (self.writer.close, self.events.close,
+                       self.voice and (lambda: self.voice.close(timeout=0.5 if failed else 5.0)),
+                       self.display and self.display.close):
+            if closer:
+                try:
+                    closer()
+                except Exception as e:
+                    errors.append(e)
+        if not self.cfg.quiet and not errors:
+            try:
+                print(s.table(), file=sys.stderr if failed else sys.stdout)
+            except OSError:  # no terminal any more (SIGHUP)
+                pass
+        if errors:
+            raise errors[0]
 
 
 def _limit(frames, max_frames):
@@ -395,15 +533,12 @@ def _batches(frames, size):
 
 @contextmanager
 def _no_interrupts():
-    try:
-        previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
-    except ValueError:  # not the main thread: nothing to guard
+    """Hold stop signals while outputs are closed; one that came meanwhile is raised afterwards."""
+    pending = []
+    with handling_signals(STOP_SIGNALS, lambda signum, frame: pending.append(signum)):
         yield
-        return
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
+    if pending and sys.exc_info()[0] is None:
+        raise Interrupted(pending[0])
 
 
 class Display:
