@@ -127,7 +127,7 @@ def test_demo_shows_red_and_an_alert_then_green(tmp_path, detector_model):
     assert _banner_red(frames[events[0]["frame"]])
     below = [f[30:] for f in frames]  # under the banner
     masked = [i for i, f in enumerate(below) if _has(f, (0, 200, 0)) and not _has(f, (230, 0, 0), min_pixels=40)]
-    assert len(masked) > 30 and not [i for i in masked if _banner_red(frames[i])]
+    assert len(masked) >= 20 and not [i for i in masked if _banner_red(frames[i])]
 
 
 def _banner_red(frame):
