@@ -110,7 +110,7 @@ def _to_tensor(crops):
 
 def evaluate_network(network, crops, labels, arch):
     """(mean BCE loss, metrics dict) of a network on crops."""
-    probs = MaskClassifier(network, arch).predict(crops)
+    probs = MaskClassifier(network, arch, input_size=crops.shape[1]).predict(crops)  # as trained: no resize
     p = np.clip(probs.astype(np.float64), 1e-7, 1 - 1e-7)
     loss = float(-np.mean(labels * np.log(p) + (1 - labels) * np.log(1 - p)))
     network.train()

@@ -72,13 +72,14 @@ class MaskPipeline:
         from mtcnn import MTCNN  # noqa: heavy imports only when a pipeline is built
 
         from .classifier import load_classifier
+        from .face_dataset import MTCNN_ARGUMENTS
 
         device = _check_device(device)
         if mtcnn_model_path and not Path(mtcnn_model_path).is_file():
             raise UserError(f"{mtcnn_model_path}: no such MTCNN checkpoint")
         classifier = load_classifier(detector_model_path, device=device)
-        settings = {k: v for k, v in classifier.mtcnn_settings.items()
-                    if k in ("image_size", "margin", "min_face_size", "thresholds", "factor")}
+        mtcnn_model_path = mtcnn_model_path or paired_mtcnn(classifier, detector_model_path)
+        settings = {k: v for k, v in classifier.mtcnn_settings.items() if k in MTCNN_ARGUMENTS}
         if thresholds is not None:
             settings["thresholds"] = list(thresholds)
         if min_face_size is not None:
@@ -106,6 +107,18 @@ class MaskPipeline:
         split = np.split(scores, np.cumsum(counts)[:-1])
         return [Faces(np.asarray(b, np.float32).reshape(-1, 4), np.asarray(p, np.float32), s, self.threshold)
                 for b, p, s in zip(boxes, probs, split)]
+
+
+def paired_mtcnn(classifier, detector_model_path):
+    """The MTCNN weights a classifier was trained to work with (mtcnn_settings["weights"], a file beside the
+    classifier checkpoint, e.g. the CCTV pair), or None for the pretrained MTCNN."""
+    name = classifier.mtcnn_settings.get("weights")
+    if not name:
+        return None
+    path = Path(detector_model_path).parent / Path(str(name)).name  # never a path from inside the file
+    if not path.is_file():
+        raise UserError(f"{detector_model_path}: its MTCNN weights {path} are missing (give --mtcnn_model_path)")
+    return str(path)
 
 
 def _check_device(device):
