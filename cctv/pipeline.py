@@ -60,6 +60,7 @@ class MaskPipeline:
 
     def __init__(self, detector, classifier, threshold=0.5):
         self.detector, self.classifier, self.threshold = detector, classifier, threshold
+        self.mtcnn_model_path = None
         settings = classifier.mtcnn_settings
         self.image_size = int(settings.get("image_size", classifier.input_size))
         self.margin = settings.get("margin", 0)
@@ -92,7 +93,9 @@ class MaskPipeline:
         except Exception as e:  # a foreign or corrupt checkpoint
             raise UserError(f"{mtcnn_model_path}: not a usable MTCNN checkpoint ({e.__class__.__name__}: "
                             f"{str(e).splitlines()[0][:200] if str(e) else ''})") from None
-        return cls(detector, classifier, threshold)
+        pipeline = cls(detector, classifier, threshold)
+        pipeline.mtcnn_model_path = mtcnn_model_path  # what was loaded (None: pretrained), e.g. for the log
+        return pipeline
 
     def __call__(self, frames):
         from mtcnn import crop_faces
@@ -366,8 +369,8 @@ def run_job(cfg: JobConfig, on_frame=None) -> JobSummary:
         if not cfg.quiet:
             from .model_safety import describe_model
 
-            print(describe_model(cfg.detector_model_path, "classifier"), describe_model(cfg.mtcnn_model_path, "MTCNN"),
-                  sep="\n", flush=True)
+            print(describe_model(cfg.detector_model_path, "classifier"),
+                  describe_model(pipeline.mtcnn_model_path, "MTCNN"), sep="\n", flush=True)
         if cfg.demo:
             from .demo import make_demo_clip
 
