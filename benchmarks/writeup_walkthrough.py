@@ -80,7 +80,7 @@ def start_standin(work, env):
 def shipped_state(work) -> list:
     """[(shipped model, where an intact copy is, or None)] in the walkthrough's copy of the repo."""
     rows = []
-    for name, entry in shipped_models(ROOT / "models" / "SHIPPED.json").items():
+    for name, entry in shipped_models(work / "models" / "SHIPPED.json").items():  # the list the copy came with
         path = work / name
         places = [p for p in (path, backup_path(path, True)) if p.is_file() and file_sha256(p) == entry["sha256"]]
         rows.append((name, places[0].relative_to(work).as_posix() if places else None))
