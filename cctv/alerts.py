@@ -33,10 +33,14 @@ class AlertEvent:
     faces: int
     protected: int
     ratio: float
+    clip: str | None = None  # --record alerts: the clip's path, relative to the events file's folder
 
     def to_json(self) -> str:
-        return json.dumps({"time_s": round(self.time_s, 3), "frame": self.frame, "faces": self.faces,
-                           "protected": self.protected, "ratio": round(self.ratio, 4)})
+        line = {"time_s": round(self.time_s, 3), "frame": self.frame, "faces": self.faces,
+                "protected": self.protected, "ratio": round(self.ratio, 4)}
+        if self.clip:
+            line["clip"] = self.clip
+        return json.dumps(line)
 
 
 class AlertMonitor:

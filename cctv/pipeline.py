@@ -9,7 +9,8 @@ import signal
 import sys
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +19,9 @@ from tqdm import tqdm
 from .alerts import DEFAULT_MESSAGE, AlertMonitor, EventLog, VoiceAlert, render_speech
 from .annotate import draw_banner, draw_faces
 from .errors import UserError
-from .video import URL_SCHEMES, BackgroundWriter, VideoWriter, check_writable, check_writable_dir, open_source, prefetch
+from .motion import MODES as MOTION_MODES
+from .recording import RECORD_MODES, AnnotatedFrame, default_record_mode, open_recording
+from .video import URL_SCHEMES, check_writable, check_writable_dir, open_source, prefetch
 
 DEFAULT_DETECTOR = "models/detector.pt"
 ALERT_BANNER_S = 2.0  # the banner stays red this long after an alert
@@ -47,6 +50,7 @@ class MaskPipeline:
 
     def __init__(self, detector, classifier, threshold=0.5):
         self.detector, self.classifier, self.threshold = detector, classifier, threshold
+        self.gated = None  # a motion.GatedDetector once gate_motion() is called
         settings = classifier.mtcnn_settings
         self.image_size = int(settings.get("image_size", classifier.input_size))
         self.margin = settings.get("margin", 0)
@@ -80,13 +84,21 @@ class MaskPipeline:
                             f"{str(e).splitlines()[0][:200] if str(e) else ''})") from None
         return cls(detector, classifier, threshold)
 
+    def gate_motion(self, fps, mode="auto", keyframe_s=2.0):
+        """Detect only where the picture changed (cctv.motion): returns the MotionGate, whose
+        request_keyframe() asks for a whole-frame detection of the next frame. mode "off": no gating."""
+        from .motion import GatedDetector, MotionGate
+
+        self.gated = None if mode == "off" else GatedDetector(self.detector, MotionGate(fps, mode, keyframe_s))
+        return self.gated.gate if self.gated else None
+
     def __call__(self, frames):
         from mtcnn import crop_faces
 
         frames = list(frames)
         if not frames:
             return []
-        boxes, probs = self.detector.detect(np.stack(frames))
+        boxes, probs = self.gated.detect(frames) if self.gated else self.detector.detect(np.stack(frames))
         crops = [crop_faces(f, b, self.image_size, self.margin) for f, b in zip(frames, boxes)]
         counts = [len(c) for c in crops]
         scores = self.classifier.predict(np.concatenate(crops)) if sum(counts) else np.zeros(0, np.float32)
@@ -136,6 +148,11 @@ class JobConfig:
     reconnect_attempts: int = 5
     reconnect_delay: float = 1.0
     max_frames: int | None = None
+    motion: str = "auto"
+    keyframe_s: float = 2.0
+    record: str | None = None  # None: default_record_mode (all for footage, alerts for cameras and streams)
+    clip_before_s: float = 3.0
+    clip_after_s: float = 5.0
     demo: bool = False
     quiet: bool = False
 
@@ -151,6 +168,9 @@ class JobSummary:
     alerts: int = 0
     uncertain: int = 0
     seconds: float = 0.0
+    record: str = "all"
+    clips: int = 0
+    detection: dict | None = None  # frames detected whole / in regions / skipped, with motion gating
 
     @property
     def fps(self):
@@ -161,7 +181,12 @@ class JobSummary:
         row = (self.frames, self.faces, self.protected, self.alerts, self.uncertain, f"{self.fps:.1f}")
         widths = [max(len(str(h)), len(str(v))) for h, v in zip(head, row)]
         line = lambda cells: "  ".join(str(c).rjust(w) for c, w in zip(cells, widths))  # noqa: E731
-        return "\n".join([line(head), line(row), f"video:  {self.output}", f"events: {self.events}"])
+        video = {"all": f"video:  {self.output}",
+                 "alerts": f"clips:  {self.clips} in {self.output.with_name(self.output.stem + '.clips')}",
+                 "none": "video:  not recorded (--record none)"}[self.record]
+        gating = [] if not self.detection else [
+            "detection: " + ", ".join(f"{v} frames {k}" for k, v in self.detection.items())]
+        return "\n".join([line(head), line(row), video, f"events: {self.events}"] + gating)
 
 
 class Warnings:
@@ -193,6 +218,12 @@ def validate(cfg: JobConfig):
         raise UserError("no input: give --footage_path (file, folder, camera index or URL) or --demo")
     if (cfg.batch_size is not None and cfg.batch_size < 1) or cfg.min_faces < 1 or cfg.alert_frames < 1:
         raise UserError("--batch_size, --min_faces and --alert_frames must be 1 or more")
+    if cfg.motion not in MOTION_MODES:
+        raise UserError(f"--motion {cfg.motion}: use one of {', '.join(MOTION_MODES)}")
+    if cfg.record is not None and cfg.record not in RECORD_MODES:
+        raise UserError(f"--record {cfg.record}: use one of {', '.join(RECORD_MODES)}")
+    if not cfg.keyframe_s > 0 or cfg.clip_before_s < 0 or cfg.clip_after_s < 0:
+        raise UserError("--keyframe_s must be > 0, --clip_before_s and --clip_after_s >= 0")
     if not 0 < cfg.alert_threshold <= 1:
         raise UserError(f"--alert_threshold must be in (0, 1], got {cfg.alert_threshold}")
     if cfg.thresholds is not None and (len(cfg.thresholds) != 3 or not all(0 <= t <= 1 for t in cfg.thresholds)):
@@ -281,7 +312,8 @@ def _watch(cfg, pipeline, source, warn):
     total = min(info.frames, cfg.max_frames) if info.frames and cfg.max_frames else (cfg.max_frames or info.frames)
     batch_size = cfg.batch_size or default_batch_size(cfg.device)
     frames = prefetch(_limit(iter(source), cfg.max_frames), maxsize=2 * batch_size, drop_oldest=info.live)
-    job = _Job(cfg, info, warn, batch_size)
+    gate = pipeline.gate_motion(info.fps, cfg.motion, cfg.keyframe_s)
+    job = _Job(cfg, info, warn, batch_size, gate)
     progress = tqdm(total=total, unit="frame", desc=info.stem, disable=cfg.quiet, dynamic_ncols=True)
     failed = True  # until the loop ends normally
     try:
@@ -296,6 +328,7 @@ def _watch(cfg, pipeline, source, warn):
         with _no_interrupts():  # a second Ctrl-C must not leave a half-written video
             frames.close()
             progress.close()
+            job.summary.detection = dict(pipeline.gated.stats) if pipeline.gated else None
             job.close(failed)
     return job.summary
 
@@ -303,8 +336,9 @@ def _watch(cfg, pipeline, source, warn):
 class _Job:
     """One run's outputs and state: alert logic, events, voice, uncertain frames, drawing, video, window."""
 
-    def __init__(self, cfg, info, warn, batch_size):
+    def __init__(self, cfg, info, warn, batch_size, gate=None):
         self.cfg, self.fps = cfg, float(info.fps)
+        self.gate = gate  # motion.MotionGate or None; gate.request_keyframe() asks for a whole-frame detection
         speech = render_speech(cfg.alert_message, warn) if cfg.alert_audio else None
         self.voice = None if cfg.no_voice else VoiceAlert(cfg.alert_message, warn)
         self.monitor = AlertMonitor(cfg.alert_threshold, cfg.min_faces, cfg.alert_frames, cfg.alert_cooldown)
@@ -316,15 +350,15 @@ class _Job:
                                              tuple(cfg.uncertain_prob_band), cfg.uncertain_margin,
                                              cfg.uncertain_max_per_second, cfg.class_threshold)
         self.display = Display(warn) if cfg.display else None
-        self.summary = JobSummary(info.name, Path(cfg.output_path), events_path(cfg.output_path))
+        record = cfg.record or default_record_mode(info.live)
+        self.summary = JobSummary(info.name, Path(cfg.output_path), events_path(cfg.output_path), record=record)
         self.events = EventLog(self.summary.events)
         # On the CPU one encoder thread keeps up with detection; more would preempt the detector's threads.
-        self.writer = BackgroundWriter(VideoWriter(cfg.output_path, info.width, info.height, info.fps,
-                                                   alert_audio=speech[0] if speech else None,
-                                                   sample_rate=speech[1] if speech else 22050,
-                                                   threads=1 if cfg.device == "cpu" else 0),
-                                       # room for a whole batch: the encoder works while the next is detected
-                                       maxsize=max(4, batch_size))
+        # The queue has room for a whole batch: the encoder works while the next is detected.
+        self.recording = open_recording(record, cfg.output_path, info, threads=1 if cfg.device == "cpu" else 0,
+                                        queue_size=max(4, batch_size), alert_audio=speech[0] if speech else None,
+                                        sample_rate=speech[1] if speech else 22050,
+                                        clip_before_s=cfg.clip_before_s, clip_after_s=cfg.clip_after_s, warn=warn)
         self.alert_until = float("-inf")
         self.start = time.perf_counter()
 
@@ -336,23 +370,29 @@ class _Job:
             self.saver.consider(frame, index, time_s, faces.boxes, faces.det_probs, faces.p_protected)
         event = self.monitor.update(index, time_s, faces.total, faces.protected)
         if event:
-            self.events.write(event)
-            self.writer.add_audio_clip(time_s)
+            clip = self.recording.alert(time_s)
+            self.events.write(replace(event, clip=clip) if clip else event)
+            self.recording.add_audio_clip(time_s)
             if self.voice:
                 self.voice.say()
             self.alert_until = time_s + ALERT_BANNER_S
-        draw_faces(frame, faces.boxes, faces.p_protected, self.cfg.class_threshold)
-        draw_banner(frame, faces.protected, faces.total, alert=time_s < self.alert_until)
-        self.writer.write(frame)
-        if self.display and not self.display.show(frame):
+        # Drawn only if recorded or shown: with --record alerts most frames are neither drawn nor encoded.
+        item = AnnotatedFrame(frame, partial(self._draw, faces, time_s < self.alert_until))
+        self.recording.add(item)
+        if self.display and not self.display.show(item.image()):
             raise KeyboardInterrupt  # q in the window: stop as Ctrl-C does
         s.frames, s.faces, s.protected = s.frames + 1, s.faces + faces.total, s.protected + faces.protected
+
+    def _draw(self, faces, alert, frame):
+        draw_faces(frame, faces.boxes, faces.p_protected, self.cfg.class_threshold)
+        draw_banner(frame, faces.protected, faces.total, alert=alert)
 
     def close(self, failed):
         s = self.summary
         s.seconds = time.perf_counter() - self.start
         s.alerts, s.uncertain = self.monitor.count, self.saver.saved if self.saver else 0
-        self.writer.close()
+        self.recording.close()
+        s.clips = self.recording.clips
         self.events.close()
         if self.voice:
             self.voice.close(timeout=0.5 if failed else 5.0)
