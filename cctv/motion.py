@@ -17,6 +17,8 @@ import numpy as np
 
 from mtcnn.cascade import merge_boxes
 
+from .detection_eval import box_iou
+
 MODES = ("auto", "on", "off")
 METHODS = ("diff", "mog2")
 
@@ -74,7 +76,8 @@ class MotionGate:
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}")
         self.mode, self.margin, self.full_share = mode, margin, full_share
-        self.keyframe_every = max(1, round(keyframe_s * float(fps)))
+        self.fps = float(fps)
+        self.keyframe_every = max(1, round(keyframe_s * self.fps))
         self.changes = detector or ChangeDetector(method=method)
         self.second = max(2, round(float(fps)))
         self.history = deque(maxlen=self.second + 1)  # small frames of the last second (160x90 bytes each)
@@ -146,16 +149,38 @@ def grow_and_merge(boxes, margin, width, height):
     return [tuple(b) for b in merge_boxes([b for b in grown if b[2] > b[0] and b[3] > b[1]])]
 
 
+class FaceMemory:
+    """Where faces were found in the last `frames` frames (one box per place, the latest): searched again in
+    every frame, so that a face that holds still, or one the detector finds only now and then (a face turned
+    half away, a poster), stays found between keyframes."""
+
+    def __init__(self, frames):
+        self.frames, self.now = frames, 0
+        self.boxes = np.zeros((0, 4), np.float32)
+        self.seen = np.zeros(0, np.int64)
+
+    def update(self, found):
+        """Record one frame's boxes (N,4); forget places not seen for `frames` frames."""
+        self.now += 1
+        found = np.asarray(found, np.float32).reshape(-1, 4)
+        keep = self.now - self.seen < self.frames
+        if len(found) and keep.any():
+            keep &= box_iou(self.boxes, found).max(axis=1) < 0.3  # a face's new box replaces its old one
+        self.boxes = np.concatenate([self.boxes[keep], found])
+        self.seen = np.concatenate([self.seen[keep], np.full(len(found), self.now)])
+
+
 class GatedDetector:
     """An MTCNN behind a MotionGate, with MTCNN's detect() contract for a batch of same-size frames:
-    detect(frames) -> (boxes list, probs list). On the CPU frame by frame (a frame's plan includes the faces
-    of the frame before); on a GPU the batch goes through as one (every frame searches the batch's rectangles
-    and the previous batch's faces). Frames planned as [] never reach the MTCNN. `stats` counts the plans."""
+    detect(frames) -> (boxes list, probs list). On the CPU frame by frame (a frame's plan includes the places
+    faces were found in the last `memory_s` seconds, see FaceMemory); on a GPU the batch goes through as one
+    (every frame searches the batch's rectangles and the remembered faces). Frames planned as [] never reach
+    the MTCNN. `stats` counts the plans."""
 
-    def __init__(self, mtcnn, gate):
+    def __init__(self, mtcnn, gate, memory_s=None):
         self.mtcnn, self.gate = mtcnn, gate
         self.batched = getattr(mtcnn, "device", None) is not None and mtcnn.device.type != "cpu"
-        self.faces = np.zeros((0, 4), np.float32)
+        self.memory = FaceMemory(gate.keyframe_every if memory_s is None else max(1, round(memory_s * gate.fps)))
         self.stats = {"skipped": 0, "regions": 0, "whole": 0}
 
     def request_keyframe(self):
@@ -166,7 +191,7 @@ class GatedDetector:
         chunks = [frames] if self.batched else [[f] for f in frames]
         boxes, probs = [], []
         for chunk in chunks:
-            plans = [self.gate.plan(f, self.faces) for f in chunk]
+            plans = [self.gate.plan(f, self.memory.boxes) for f in chunk]
             for p in plans:
                 self.stats["whole" if p is None else "regions" if p else "skipped"] += 1
             if all(p is not None and not p for p in plans):
@@ -175,5 +200,6 @@ class GatedDetector:
                 b, s = self.mtcnn.detect(chunk, regions=plans)
             boxes += b
             probs += s
-            self.faces = np.concatenate(b) if len(b) else self.faces
+            for frame_boxes in b:
+                self.memory.update(frame_boxes)
         return boxes, probs

@@ -20,3 +20,7 @@ def shared_dir():
 @pytest.fixture(scope="session")
 def repo_root():
     return ROOT
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "slow: data-heavy test (deselect with -m 'not slow')")
