@@ -31,11 +31,11 @@ RECORDED_FACENET_FPS = {(480, 270): 30.0, (960, 506): 9.0, (1920, 1080): 3.1}  #
 TARGET_RATIO = 1.5
 
 MEMORY_SCRIPT = r"""
-import resource, sys
+import json, resource, sys
 sys.path.insert(0, sys.argv[1])
 import cctv_mask_detector
 cctv_mask_detector.run(footage_path=sys.argv[2], output_path=sys.argv[3], detector_model_path=sys.argv[4],
-                       threads=int(sys.argv[5]), no_voice=True, quiet=True)
+                       threads=int(sys.argv[5]), no_voice=True, quiet=True, **json.loads(sys.argv[6]))
 print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
 """
 
@@ -142,10 +142,11 @@ def time_encode(frames, device, tmp):
     return len(frames) / (time.perf_counter() - start)
 
 
-def peak_rss_mib(clip, model, threads, tmp):
+def peak_rss_mib(clip, model, threads, tmp, **job_flags):
+    """Peak RSS of the main job on `clip` in a fresh process (job_flags: more of its flags, e.g. record)."""
     out = tmp / f"mem_{Path(clip).stem}.mp4"
     result = subprocess.run([sys.executable, "-c", MEMORY_SCRIPT, str(ROOT), str(clip), str(out), model,
-                             str(threads)], capture_output=True, text=True)
+                             str(threads), json.dumps(job_flags)], capture_output=True, text=True)
     if result.returncode:
         raise SystemExit(f"memory run failed on {clip}:\n{result.stderr}")
     return int(result.stdout.strip().splitlines()[-1]) / 1024  # ru_maxrss is KiB on Linux

@@ -77,18 +77,18 @@ def test_gated_detection_keeps_whole_frame_detections(shared_dir, mtcnn):
 
 def test_still_frames_skip_detection(shared_dir, mtcnn):
     """An empty room that does not change: after the first (whole-frame) detection, no frame reaches the
-    detector until the next keyframe."""
+    detector until the idle keyframe (nothing changed, no face: keyframe_s does not apply)."""
     frame = next(read_frames(shared_dir / FOOTAGE / "one_by_one_people.mp4", 0, 1))
     counting = CountingDetector(mtcnn)
-    gated = GatedDetector(counting, MotionGate(10, mode="on", keyframe_s=1.0))
+    gated = GatedDetector(counting, MotionGate(10, mode="on", keyframe_s=1.0, idle_keyframe_s=2.0))
     results = [gated.detect([frame.copy()]) for _ in range(25)]
     assert all(len(r[0][0]) == 0 for r in results)
-    assert counting.frames == 3  # frames 0, 10 and 20: the keyframes
-    assert gated.stats == {"skipped": 22, "regions": 0, "whole": 3}
+    assert counting.frames == 2  # frames 0 and 20
+    assert gated.stats == {"skipped": 23, "regions": 0, "whole": 2}
     # a keyframe on request (the hook tracking uses)
     gated.request_keyframe()
     gated.detect([frame])
-    assert counting.frames == 4
+    assert counting.frames == 3
 
 
 def test_auto_mode_turns_gating_off_on_a_panning_source(tmp_path, mtcnn):
