@@ -46,6 +46,8 @@ def parse_opt():
     p.add_argument("--frames", type=int, default=100, help="frames of the clip to time")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--device", default="cpu", help="cpu or cuda (facenet-pytorch then runs batched on it too)")
+    p.add_argument("--motion", default="auto", help="the job's --motion (auto: motion gating; off: every frame whole; "
+                                                   "see bench_motion.py)")
     p.add_argument("--batch_size", type=int, default=None, help="frames per batch (default 4 on cpu, 32 on cuda)")
     p.add_argument("--detector_model_path", default=str(ROOT / "models" / "detector.pt"))
     p.add_argument("--facenet_python", default=str(ROOT / ".venv-facenet" / "bin" / "python"),
@@ -72,7 +74,7 @@ def cut_clip(src, dst, frames, loops=1):
     return clip
 
 
-def time_ours(clip_path, model, threads, batch_size, device, tmp):
+def time_ours(clip_path, model, threads, batch_size, device, tmp, motion="auto"):
     import torch
 
     import cctv_mask_detector
@@ -81,7 +83,7 @@ def time_ours(clip_path, model, threads, batch_size, device, tmp):
     start = time.perf_counter()
     summary = cctv_mask_detector.run(footage_path=str(clip_path), output_path=str(tmp / "bench_out.mp4"),
                                      detector_model_path=model, threads=threads, batch_size=batch_size,
-                                     device=device, no_voice=True, quiet=True)
+                                     device=device, no_voice=True, quiet=True, motion=motion)
     return summary.frames / (time.perf_counter() - start), summary
 
 
@@ -167,7 +169,7 @@ def main():
         n, h, w = frames.shape[:3]
         ours = ours_detect = theirs = 0.0
         for _ in range(opt.rounds):
-            fps, summary = time_ours(clip_path, model, opt.threads, batch, opt.device, tmp)
+            fps, summary = time_ours(clip_path, model, opt.threads, batch, opt.device, tmp, opt.motion)
             ours = max(ours, fps)
             ours_detect = max(ours_detect, time_our_detect(frames, opt.threads, batch, opt.device))
             fps, how = time_facenet(frames, opt.threads, opt.facenet_python, tmp, opt.device, batch)
@@ -177,7 +179,8 @@ def main():
         recorded = RECORDED_FACENET_FPS.get((w, h)) if opt.device == "cpu" else None
         reference = theirs if theirs else recorded
         print(f"\nEnd-to-end main job vs facenet-pytorch detect-only: {Path(opt.clip).name}, first {n} frames, "
-              f"{w}x{h}, device {opt.device}, {opt.threads} threads, batch {batch}, {os.cpu_count()} CPUs, "
+              f"{w}x{h}, device {opt.device}, {opt.threads} threads, batch {batch}, --motion {opt.motion}, "
+              f"{os.cpu_count()} CPUs, "
               f"best of {opt.rounds} rounds")
         rows = [
             ("ours end-to-end (decode+detect+classify+draw+encode)", f"{ours:.1f}"),

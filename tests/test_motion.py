@@ -153,3 +153,25 @@ def test_bad_motion_and_record_flags_are_one_line_errors(tmp_path, shared_dir):
                             str(shared_dir / FOOTAGE / "channy_in.gif"), "--output_path",
                             str(tmp_path / "x.mp4"), *flags], capture_output=True, text=True)
         assert r.returncode == 2 and r.stderr.startswith("error: --") and len(r.stderr.splitlines()) == 1
+
+
+def test_region_search_on_the_gpu_batch_path(shared_dir, mtcnn, monkeypatch):
+    """The GPU's batched tensor path (run on the CPU, as in test_mtcnn_device_path: tensor pyramid, no bands):
+    in a batch where one frame is skipped and the others search rectangles, those find what whole-frame
+    detection finds."""
+    import torch
+
+    import mtcnn.cascade as cascade
+    import mtcnn.nets as nets
+
+    monkeypatch.setattr(cascade, "resize_area", cascade._resize_area_torch)
+    monkeypatch.setattr(nets, "PNET_BAND_ROWS", 10 ** 9)
+    frames = list(read_frames(shared_dir / FOOTAGE / "four_people_masking.mp4", 0, 3))
+    expected = [mtcnn.detect(f) for f in frames]
+    h, w = frames[0].shape[:2]
+    regions = [grow_and_merge(list(expected[0][0]), 0.1, w, h), [], grow_and_merge(list(expected[2][0]), 0.1, w, h)]
+    with torch.inference_mode():
+        found = mtcnn._detect_same_size(frames, regions)
+    assert len(found[1][0]) == 0
+    for (boxes, _), (got, _, _) in zip([expected[0], expected[2]], [found[0], found[2]]):
+        assert len(got) == len(boxes) and (box_iou(boxes, got).max(axis=1) >= 0.9).all()
