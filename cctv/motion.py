@@ -89,7 +89,7 @@ class MotionGate:
         self.changed = False  # anything changed since the last keyframe
         self.changes = detector or ChangeDetector(method=method)
         self.second = max(2, round(float(fps)))
-        self.history = deque(maxlen=self.second + 1)  # small frames of the last second (160x90 bytes each)
+        self.history = deque(maxlen=self.second + 1)  # the last second's small frames (about 20 KB each)
         self.moving_votes = deque(maxlen=2)  # the last two half-second checks
         self.since_keyframe = None  # frames since the last whole-frame detection; None: none yet
         self.keyframe_requested = False
@@ -106,8 +106,8 @@ class MotionGate:
         return len(self.moving_votes) == 2 and all(self.moving_votes)
 
     def plan(self, frame, faces=()):
-        """What to search in `frame`: None (whole frame), rectangles, or [] (skip). faces: the boxes found in
-        the previous frame, searched again (a face that holds still stays found)."""
+        """What to search in `frame`: None (whole frame), rectangles, or [] (skip). faces: boxes where faces
+        were found lately (FaceMemory), searched again (a face that holds still stays found)."""
         if self.mode == "off":
             return None
         boxes, _ = self.changes(frame)
