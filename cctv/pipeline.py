@@ -339,7 +339,10 @@ class _Job:
     def __init__(self, cfg, info, warn, batch_size, gate=None):
         self.cfg, self.fps = cfg, float(info.fps)
         self.gate = gate  # motion.MotionGate or None; gate.request_keyframe() asks for a whole-frame detection
-        speech = render_speech(cfg.alert_message, warn) if cfg.alert_audio else None
+        record = cfg.record or default_record_mode(info.live)
+        if cfg.alert_audio and record != "all":
+            warn(f"--alert_audio: the audio track is for --record all; not mixed into --record {record}")
+        speech = render_speech(cfg.alert_message, warn) if cfg.alert_audio and record == "all" else None
         self.voice = None if cfg.no_voice else VoiceAlert(cfg.alert_message, warn)
         self.monitor = AlertMonitor(cfg.alert_threshold, cfg.min_faces, cfg.alert_frames, cfg.alert_cooldown)
         self.saver = None
@@ -350,7 +353,6 @@ class _Job:
                                              tuple(cfg.uncertain_prob_band), cfg.uncertain_margin,
                                              cfg.uncertain_max_per_second, cfg.class_threshold)
         self.display = Display(warn) if cfg.display else None
-        record = cfg.record or default_record_mode(info.live)
         self.summary = JobSummary(info.name, Path(cfg.output_path), events_path(cfg.output_path), record=record)
         self.events = EventLog(self.summary.events)
         # On the CPU one encoder thread keeps up with detection; more would preempt the detector's threads.
