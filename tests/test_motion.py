@@ -175,3 +175,25 @@ def test_region_search_on_the_gpu_batch_path(shared_dir, mtcnn, monkeypatch):
     assert len(found[1][0]) == 0
     for (boxes, _), (got, _, _) in zip([expected[0], expected[2]], [found[0], found[2]]):
         assert len(got) == len(boxes) and (box_iou(boxes, got).max(axis=1) >= 0.9).all()
+
+
+def test_an_alert_during_a_clip_extends_it(tmp_path):
+    """Two alerts 0.5 s apart make one clip: 1 s before the first to 1 s after the second; frames outside
+    the clip are never drawn."""
+    from fractions import Fraction
+
+    from cctv.recording import AlertClips, AnnotatedFrame
+    from cctv.video import SourceInfo
+
+    info = SourceInfo("synthetic", "synthetic", 64, 48, Fraction(10), None, True)
+    clips = AlertClips(tmp_path / "cam.mp4", info, threads=1, queue_size=4, before_s=1.0, after_s=1.0)
+    drawn = []
+    paths = []
+    for i in range(60):
+        if i in (20, 25):
+            paths.append(clips.alert(i / 10))
+        clips.add(AnnotatedFrame(np.full((48, 64, 3), i * 4, np.uint8), lambda frame, i=i: drawn.append(i)))
+    clips.close()
+    assert paths == ["cam.clips/alert0001.mp4"] * 2
+    assert probe_video(tmp_path / paths[0])[0] == 10 + 5 + 1 + 10  # 1 s before, 20..25, 1 s after
+    assert drawn == list(range(10, 36))
