@@ -2,7 +2,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 THREADS ?= 2
 
-.PHONY: setup demo test bench clean
+.PHONY: setup demo test test-slow test-all bench clean
 setup:
 	@bash scripts/setup_env.sh $(VENV)
 
@@ -10,7 +10,15 @@ setup:
 demo: setup
 	$(PY) cctv_mask_detector.py --demo --output_path runs/demo/demo.mp4
 
+# The fast tier (a few minutes on 2 cores). The data-heavy tests are marked slow: `make test-all` runs both.
 test: setup
+	$(PY) -m pytest -q -m "not slow" tests
+
+# pytest exits 5 when no test is selected: not a failure here.
+test-slow: setup
+	$(PY) -m pytest -q -m slow tests || [ $$? -eq 5 ]
+
+test-all: setup
 	$(PY) -m pytest -q tests
 
 bench: setup

@@ -18,7 +18,7 @@ from tqdm import tqdm
 
 from .alerts import DEFAULT_MESSAGE, AlertMonitor, EventLog, VoiceAlert, render_speech
 from .annotate import draw_banner, draw_faces
-from .errors import UserError
+from .errors import UserError, check_range, check_threads
 from .motion import MODES as MOTION_MODES
 from .recording import RECORD_MODES, AnnotatedFrame, default_record_mode, open_recording
 from .video import URL_SCHEMES, check_writable, check_writable_dir, open_source, prefetch
@@ -218,12 +218,22 @@ def validate(cfg: JobConfig):
         raise UserError("no input: give --footage_path (file, folder, camera index or URL) or --demo")
     if (cfg.batch_size is not None and cfg.batch_size < 1) or cfg.min_faces < 1 or cfg.alert_frames < 1:
         raise UserError("--batch_size, --min_faces and --alert_frames must be 1 or more")
+    check_threads(cfg.threads)
+    check_range("--class_threshold", cfg.class_threshold, 0, 1)
+    check_range("--alert_cooldown", cfg.alert_cooldown, 0)
+    check_range("--reconnect_attempts", cfg.reconnect_attempts, 0)
+    check_range("--reconnect_delay", cfg.reconnect_delay, 0)
+    if cfg.max_frames is not None and cfg.max_frames < 1:
+        raise UserError(f"--max_frames must be 1 or more, got {cfg.max_frames}")
+    if cfg.min_face_size is not None and not cfg.min_face_size > 0:
+        raise UserError(f"--min_face_size must be a positive number of pixels, got {cfg.min_face_size}")
     if cfg.motion not in MOTION_MODES:
         raise UserError(f"--motion {cfg.motion}: use one of {', '.join(MOTION_MODES)}")
     if cfg.record is not None and cfg.record not in RECORD_MODES:
         raise UserError(f"--record {cfg.record}: use one of {', '.join(RECORD_MODES)}")
-    if not cfg.keyframe_s > 0 or cfg.clip_before_s < 0 or cfg.clip_after_s < 0:
-        raise UserError("--keyframe_s must be > 0, --clip_before_s and --clip_after_s >= 0")
+    check_range("--keyframe_s", cfg.keyframe_s, 0, lo_open=True)
+    check_range("--clip_before_s", cfg.clip_before_s, 0)
+    check_range("--clip_after_s", cfg.clip_after_s, 0)
     if not 0 < cfg.alert_threshold <= 1:
         raise UserError(f"--alert_threshold must be in (0, 1], got {cfg.alert_threshold}")
     if cfg.thresholds is not None and (len(cfg.thresholds) != 3 or not all(0 <= t <= 1 for t in cfg.thresholds)):

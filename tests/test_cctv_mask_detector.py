@@ -51,6 +51,7 @@ def test_alerts_while_people_are_unmasked(tmp_path, detector_model, four_people)
     assert probe_video(out)[:2] == (FPS, FPS)
 
 
+@pytest.mark.slow
 def test_no_alert_once_everyone_is_masked(tmp_path, detector_model, four_people):
     # The last two seconds as their own clip: a fresh run, no cooldown left over from earlier alerts.
     clip = tmp_path / "last_2s.mp4"

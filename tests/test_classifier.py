@@ -149,6 +149,7 @@ def tiny_folders(shared_dir, tmp_path_factory):
     return root
 
 
+@pytest.mark.slow
 def test_train_script_with_unreadable_image_and_live_labels_then_test_block(repo_root, tiny_folders, shared_dir,
                                                                               tmp_path):
     model, cache = tmp_path / "detector.pt", tmp_path / "cache"
@@ -198,6 +199,7 @@ def test_scripts_refuse_bad_input_in_one_line(repo_root, tiny_folders, tmp_path)
     assert not (tmp_path / "out.pt").exists()
 
 
+@pytest.mark.slow
 def test_prepare_dataset_split_is_seeded_and_counts_unreadable(repo_root, tiny_folders, shared_dir, tmp_path):
     args = ["prepare_mask_dataset.py", "--source_path", str(tiny_folders / "train"), "--train_per_class", "3",
             "--labels_dir", str(shared_dir / "data/suite_exports/facemask853_spb_download")]

@@ -19,7 +19,7 @@ def device_path(monkeypatch):
     def vectorised_nms(boxes, scores, groups, threshold, mode="union"):
         if mode == "min" or len(boxes) == 0:
             return cpu_nms(boxes, scores, groups, threshold, mode)
-        return _nms_torch(boxes, scores, groups, threshold, mode)
+        return _nms_torch(boxes, scores, groups, threshold)
 
     monkeypatch.setattr(cascade, "resize_area", cascade._resize_area_torch)
     monkeypatch.setattr(cascade, "batched_nms", vectorised_nms)
