@@ -161,7 +161,7 @@ def main():
             rows.append((c.name, f"{w}x{h}", str(n), f"{b['facenet']:.1f}" if b["facenet"] else "n/a",
                          f"{b['full']:.1f}", f"{b['gated']:.1f}",
                          f"{b['gated'] / b['facenet']:.2f}x" if b["facenet"] else "n/a",
-                         f"{b['gated'] / b['full']:.2f}x", f"{found}/{total} ({found / max(total, 1):.1%})",
+                         f"{b['gated'] / b['full']:.2f}x", f"{found}/{total} ({found / total:.1%})" if total else "no faces",
                          f"{st.get('whole', 0)}/{st.get('regions', 0)}/{st.get('skipped', 0)}"))
         print_table(head, rows)
         if not any(b["facenet"] for b in best.values()):

@@ -36,7 +36,10 @@ sys.path.insert(0, sys.argv[1])
 import cctv_mask_detector
 cctv_mask_detector.run(footage_path=sys.argv[2], output_path=sys.argv[3], detector_model_path=sys.argv[4],
                        threads=int(sys.argv[5]), no_voice=True, quiet=True, **json.loads(sys.argv[6]))
-print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+try:  # this process's own peak: ru_maxrss would carry the parent's peak across fork and exec
+    print(next(int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmHWM:")))
+except OSError:
+    print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
 """
 
 
@@ -151,7 +154,7 @@ def peak_rss_mib(clip, model, threads, tmp, **job_flags):
                              str(threads), json.dumps(job_flags)], capture_output=True, text=True)
     if result.returncode:
         raise SystemExit(f"memory run failed on {clip}:\n{result.stderr}")
-    return int(result.stdout.strip().splitlines()[-1]) / 1024  # ru_maxrss is KiB on Linux
+    return int(result.stdout.strip().splitlines()[-1]) / 1024  # VmHWM and ru_maxrss are KiB on Linux
 
 
 def main():

@@ -11,6 +11,7 @@ import torch
 from .nms import batched_nms
 
 PNET_STRIDE, PNET_CELL = 2, 12
+WINDOW_QUANTUM = 16  # region windows on a pyramid level come in sizes of multiples of this (see _aligned_span)
 
 
 @dataclass
@@ -89,12 +90,16 @@ def level_windows(regions, scale, height, width):
     return [(slice(b[1], b[3]), slice(b[0], b[2])) for b in merge_boxes(boxes)]
 
 
-def _aligned_span(lo, hi, length):
+def _aligned_span(lo, hi, length, quantum=None):
+    """[lo, hi) grown to start on an even pixel and to a size that is a multiple of `quantum` (or the level's
+    edge): the PNet calls then see few distinct shapes, and oneDNN reuses its compiled convolutions instead of
+    making new ones for every region (that cost more than the convolutions themselves)."""
+    quantum = quantum or WINDOW_QUANTUM
     lo = max(0, int(math.floor(lo)) // PNET_STRIDE * PNET_STRIDE)
-    hi = min(length, int(math.ceil(hi)))
-    if (hi - lo) % PNET_STRIDE and hi < length:
-        hi += 1
-    return lo, hi
+    size = -(-(int(math.ceil(hi)) - lo) // quantum) * quantum
+    if lo + size > length:
+        lo = max(0, (length - size) // PNET_STRIDE * PNET_STRIDE)
+    return lo, min(length, lo + size)
 
 
 def merge_boxes(boxes):
