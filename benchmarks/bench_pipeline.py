@@ -104,9 +104,10 @@ def time_our_detect(frames, threads, batch_size, device):
     return len(frames) / (time.perf_counter() - start)  # detect() returns arrays: the device is done
 
 
-def time_facenet(frames, threads, side_python, tmp, device="cpu", batch_size=1):
+def time_facenet(frames, threads, side_python, tmp, device="cpu", batch_size=1, measure="fps"):
     """facenet-pytorch detect-only frames/s (on the CPU one frame per call, its usual use there; on a GPU in
-    batches like ours), timed by benchmarks/facenet_worker.py here or in the side environment; or (None, why)."""
+    batches like ours), timed by benchmarks/facenet_worker.py here or in the side environment; or (None, why).
+    measure: "fps" (wall clock), "cpu_fps" (per CPU-second), or None for both as a dict."""
     python = sys.executable
     try:
         import facenet_pytorch  # noqa: F401
@@ -123,7 +124,8 @@ def time_facenet(frames, threads, side_python, tmp, device="cpu", batch_size=1):
                             capture_output=True, text=True)
     if result.returncode:
         return None, f"facenet-pytorch run failed: {result.stderr.strip().splitlines()[-1:]}"
-    return json.loads(result.stdout.strip().splitlines()[-1])["fps"], python
+    found = json.loads(result.stdout.strip().splitlines()[-1])
+    return (found[measure] if measure else found), python
 
 
 def time_decode(clip_path):

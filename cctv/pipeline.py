@@ -168,6 +168,7 @@ class JobSummary:
     alerts: int = 0
     uncertain: int = 0
     seconds: float = 0.0
+    cpu_seconds: float = 0.0  # CPU time of the whole process (all threads) over the same span
     record: str = "all"
     clips: int = 0
     detection: dict | None = None  # frames detected whole / in regions / skipped, with motion gating
@@ -372,7 +373,7 @@ class _Job:
                                         sample_rate=speech[1] if speech else 22050,
                                         clip_before_s=cfg.clip_before_s, clip_after_s=cfg.clip_after_s, warn=warn)
         self.alert_until = float("-inf")
-        self.start = time.perf_counter()
+        self.start, self.cpu_start = time.perf_counter(), time.process_time()
 
     def handle(self, frame, faces):
         """Uncertain capture (on the raw frame), alert logic, drawing, then the frame goes to the video."""
@@ -402,6 +403,7 @@ class _Job:
     def close(self, failed):
         s = self.summary
         s.seconds = time.perf_counter() - self.start
+        s.cpu_seconds = time.process_time() - self.cpu_start
         s.alerts, s.uncertain = self.monitor.count, self.saver.saved if self.saver else 0
         self.recording.close()
         s.clips = self.recording.clips
