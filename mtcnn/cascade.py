@@ -214,8 +214,9 @@ def resize_area(integral, height, width, rows=None, cols=None):
     return torch.from_numpy(levels[0][None] if len(levels) == 1 else np.stack(levels)).permute(0, 3, 1, 2)
 
 
-def _resize_area_torch(integral, height, width, rows, cols):
+def _resize_area_torch(integral, height, width, rows=None, cols=None):
     """resize_area with tensor ops, for a GPU."""
+    rows, cols = rows or slice(0, height), cols or slice(0, width)
     rows0, rows1 = (b[rows] for b in _whole_bins(integral.shape[1] - 1, height, integral.device))
     cols0, cols1 = (b[cols] for b in _whole_bins(integral.shape[2] - 1, width, integral.device))
     strip = integral[:, rows1] - integral[:, rows0]
