@@ -1,19 +1,22 @@
 """The main job: watch footage or a live camera, box faces green (protected) or red (unprotected), write an
-annotated H.264 video, alert (events file + voice) when under 75% of the faces in view wear a mask, and
-collect low-confidence frames for labeling.
+annotated H.264 video, alert (events file, snapshots, voice) when under 75% of the people in view wear a mask
+(each face tracked, one decision per person), and collect low-confidence frames for labeling.
 
     python cctv_mask_detector.py --footage_path ../shared/data/footage/four_people_masking.mp4 \\
         --output_path runs/cctv/four_people.mp4
     python cctv_mask_detector.py --footage_path 0 --output_path runs/cctv/camera.mp4 --display
     python cctv_mask_detector.py --demo
+    python cctv_mask_detector.py --footage_path a.mp4 b.mp4 rtsp://cam3/stream --output_path runs/office  # on Ray
+    python cctv_mask_detector.py --cameras cameras.yaml --ray_address auto   # on a Ray cluster
 """
 import argparse
 from dataclasses import fields
 from pathlib import Path
 
-from cctv.errors import cli_main
+from cctv.errors import UserError, cli_main
 from cctv.model_registry import current_model_paths
 from cctv.pipeline import DEFAULT_DETECTOR, JobConfig, run_job
+from cctv.resumable import DEFAULT_CHECKPOINT_FRAMES, DEFAULT_MAX_RESTARTS
 
 D = JobConfig()  # defaults live in one place
 
@@ -22,8 +25,11 @@ def parse_opt(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     src = p.add_argument_group("input and output")
-    src.add_argument("--footage_path", help="video file (mp4/avi/mov/mkv/gif), folder of footage, camera index "
-                                            "(0) or stream URL (rtsp://, http://)")
+    src.add_argument("--footage_path", nargs="+", help="video file (mp4/avi/mov/mkv/gif), folder of footage, camera "
+                                                       "index (0) or stream URL (rtsp://, http://); several: one "
+                                                       "camera each, on Ray (a folder is then one camera per file)")
+    src.add_argument("--cameras", help="cameras.yaml: per camera a source, name, output_dir and settings "
+                                       "(runs on Ray; see cctv/cameras.py)")
     src.add_argument("--demo", action="store_true", help="run on the embedded demo clip (generated, no download); "
                                                          "also mixes the spoken alert into the video")
     src.add_argument("--output_path", help="annotated .mp4 (default runs/cctv/<source>.mp4; runs/demo/demo.mp4 "
@@ -63,14 +69,25 @@ def parse_opt(argv=None):
                    help="with --motion: a whole-frame detection at least this often (seconds of video)")
     m.add_argument("--class_threshold", type=float, default=D.class_threshold,
                    help="P(protected) at or above this is protected")
+    m.add_argument("--track_threshold", type=float, default=D.track_threshold,
+                   help="MTCNN probability at which a face starts a track; weaker faces (below it, with "
+                        "lowered --thresholds) only keep existing tracks going")
     a = p.add_argument_group("alerts")
     a.add_argument("--alert_threshold", type=float, default=D.alert_threshold,
                    help="alert when protected/total is below this")
-    a.add_argument("--min_faces", type=int, default=D.min_faces, help="faces needed in view to judge a frame")
+    a.add_argument("--alert_rule", choices=("person", "frame"), default=D.alert_rule,
+                   help="person: over tracked people and their decided states, once per person; frame: the "
+                        "write-up's per-frame ratio of faces")
+    a.add_argument("--exit_zone", default=D.exit_zone, metavar="X1,Y1,X2,Y2[,...]",
+                   help="pixels: 2 points = a line people cross on their way out (exit side: right of the "
+                        "line walking from the 1st point to the 2nd), 3+ = a polygon; alerts only name people "
+                        "heading out")
+    a.add_argument("--min_faces", type=int, default=D.min_faces,
+                   help="people (person rule) or faces (frame rule) with a known state needed to judge")
     a.add_argument("--alert_frames", type=int, default=D.alert_frames,
-                   help="consecutive frames under the threshold before an alert")
+                   help="frame rule: consecutive frames under the threshold before an alert")
     a.add_argument("--alert_cooldown", type=float, default=D.alert_cooldown,
-                   help="seconds of quiet after an alert")
+                   help="frame rule: seconds of quiet after an alert")
     a.add_argument("--alert_message", default=D.alert_message, help="what the voice says")
     a.add_argument("--alert_audio", action="store_true", help="mix the spoken message into the output video "
                                                               "at each alert")
@@ -85,21 +102,59 @@ def parse_opt(argv=None):
                    help="a face whose P(protected) is within this of 0.5 is uncertain")
     u.add_argument("--uncertain_max_per_second", type=float, default=D.uncertain_max_per_second,
                    help="at most this many uncertain frames per second of video")
+    r = p.add_argument_group("several cameras (Ray)")
+    r.add_argument("--ray_address", help="join this Ray cluster ('auto', ray://host:10001); default with several "
+                                         "sources: Ray embedded on this machine")
+    r.add_argument("--status_json", help="keep the live per-camera status here as JSON (rewritten every second)")
+    r.add_argument("--checkpoint_frames", type=int, default=DEFAULT_CHECKPOINT_FRAMES,
+                   help="frames between a camera's checkpoints (the most a restart redoes)")
+    r.add_argument("--max_restarts", type=int, default=DEFAULT_MAX_RESTARTS,
+                   help="restarts of a camera that dies before the job gives it up")
     p.add_argument("--quiet", action="store_true", help="no progress bar or summary")
     return p.parse_args(argv)
 
 
-def run(**kwargs):
-    """Programmatic entry point: run(footage_path=..., output_path=..., ...) -> JobSummary."""
+def run(on_frame=None, **kwargs):
+    """Programmatic entry point: run(footage_path=..., output_path=..., ...) -> JobSummary. `on_frame(job, faces)`
+    is called after each frame (the job's `people` and each face's `track_ids` are there)."""
     if not kwargs.get("detector_model_path"):  # the live models, as active_learning.py promotes them
         detector, mtcnn = current_model_paths(Path(DEFAULT_DETECTOR).parent)
         kwargs["detector_model_path"] = detector
         kwargs["mtcnn_model_path"] = kwargs.get("mtcnn_model_path") or mtcnn
+    footage = kwargs.get("footage_path")
+    if isinstance(footage, (list, tuple)):
+        kwargs["footage_path"] = footage[0] if len(footage) == 1 else list(footage)
+    if isinstance(kwargs.get("footage_path"), list) or kwargs.get("cameras") or kwargs.get("ray_address"):
+        return run_many(**kwargs)
     known = {f.name for f in fields(JobConfig)}
     cfg = JobConfig(**{k: v for k, v in kwargs.items() if k in known})
     if cfg.demo:
         cfg.alert_audio = True
-    return run_job(cfg)
+    return run_job(cfg, on_frame)
+
+
+def run_many(footage_path=None, cameras=None, output_path=None, ray_address=None, status_json=None,
+             checkpoint_frames=DEFAULT_CHECKPOINT_FRAMES, max_restarts=DEFAULT_MAX_RESTARTS, **kwargs):
+    """Several cameras on Ray: output_path is a folder (one <camera>.mp4 each, events.jsonl, summary.json)."""
+    from cctv.cameras import DEFAULT_OUTPUT_DIR, cameras_from_paths, cameras_from_yaml
+
+    if kwargs.get("demo") or kwargs.get("display"):
+        raise UserError("--demo and --display take one source, without Ray")
+    if bool(footage_path) == bool(cameras):
+        raise UserError("give the sources with --footage_path or --cameras, one of them")
+    output_dir = output_path or DEFAULT_OUTPUT_DIR
+    if Path(output_dir).suffix.lower() == ".mp4":
+        raise UserError(f"{output_dir}: with several cameras --output_path is a folder")
+    if checkpoint_frames < 1 or max_restarts < 0:
+        raise UserError("--checkpoint_frames must be 1 or more and --max_restarts 0 or more")
+    known = {f.name for f in fields(JobConfig)}
+    base = JobConfig(**{k: v for k, v in kwargs.items() if k in known})
+    paths = footage_path if isinstance(footage_path, list) else [footage_path] if footage_path else None
+    cams = (cameras_from_paths(paths, base, output_dir) if paths else cameras_from_yaml(cameras, base, output_dir))
+    from cctv.ray_job import run_cameras  # Ray only now: the single-source job never pays its import or start-up
+
+    return run_cameras(cams, base, output_dir, ray_address, status_json, base.quiet, checkpoint_frames,
+                       max_restarts)
 
 
 @cli_main

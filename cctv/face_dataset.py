@@ -131,10 +131,14 @@ class CropCache:
         write_bytes(self._path(digest, "face" if face_found else "whole"), png.tobytes())
 
 
+MTCNN_ARGUMENTS = ("image_size", "margin", "min_face_size", "thresholds", "factor")
+
+
 def make_mtcnn(mtcnn_settings, mtcnn_model_path=None):
     from mtcnn import MTCNN
 
-    return MTCNN(**mtcnn_settings, keep_all=True, select_largest=True, weights_path=mtcnn_model_path)
+    settings = {k: v for k, v in mtcnn_settings.items() if k in MTCNN_ARGUMENTS}  # not e.g. "weights"
+    return MTCNN(**settings, keep_all=True, select_largest=True, weights_path=mtcnn_model_path)
 
 
 def largest_face_crop(mtcnn, img, image_size, margin):

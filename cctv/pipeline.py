@@ -5,7 +5,8 @@ H.264 video, in batches of frames that stream through (memory stays flat however
 `cctv_mask_detector.py`.
 """
 import ctypes
-import signal
+import json
+import os
 import sys
 import time
 from contextlib import contextmanager
@@ -16,24 +17,37 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from .alerts import DEFAULT_MESSAGE, AlertMonitor, EventLog, VoiceAlert, render_speech
-from .annotate import draw_banner, draw_faces
-from .errors import UserError, check_range, check_threads
+from .alerts import DEFAULT_MESSAGE, AlertMonitor, EventLog, PersonAlertMonitor, VoiceAlert, render_speech
+from .annotate import draw_banner, draw_faces, draw_people
+from .atomic import write_text
+from .errors import (STOP_SIGNALS, Interrupted, UserError, check_range, check_threads, handling_signals,
+                     stop_signals_as_interrupt)
+from .exit_zone import parse_exit_zone
 from .motion import MODES as MOTION_MODES
-from .recording import RECORD_MODES, AnnotatedFrame, default_record_mode, open_recording
-from .video import URL_SCHEMES, check_writable, check_writable_dir, open_source, prefetch
+from .recording import RECORD_MODES, AlertClips, AnnotatedFrame, default_record_mode
+from .video import (URL_SCHEMES, BackgroundWriter, VideoWriter, check_writable, check_writable_dir, open_source,
+                    partial_path, prefetch)
 
 DEFAULT_DETECTOR = "models/detector.pt"
 ALERT_BANNER_S = 2.0  # the banner stays red this long after an alert
 
 
+ALERT_RULES = ("person", "frame")
+
+
 @dataclass
 class Faces:
-    """One frame's faces: boxes (N,4) x1,y1,x2,y2, MTCNN probabilities (N,), P(protected) (N,)."""
+    """One frame's faces: boxes (N,4) x1,y1,x2,y2, MTCNN probabilities (N,), P(protected) (N,), and the
+    track id of each (N,) int, -1 = untracked (filled in by the job's tracker)."""
     boxes: np.ndarray
     det_probs: np.ndarray
     p_protected: np.ndarray
     threshold: float = 0.5
+    track_ids: np.ndarray = None
+
+    def __post_init__(self):
+        if self.track_ids is None:
+            self.track_ids = np.full(len(self.boxes), -1, dtype=int)
 
     @property
     def total(self):
@@ -63,13 +77,14 @@ class MaskPipeline:
         from mtcnn import MTCNN  # noqa: heavy imports only when a pipeline is built
 
         from .classifier import load_classifier
+        from .face_dataset import MTCNN_ARGUMENTS
 
         device = _check_device(device)
         if mtcnn_model_path and not Path(mtcnn_model_path).is_file():
             raise UserError(f"{mtcnn_model_path}: no such MTCNN checkpoint")
         classifier = load_classifier(detector_model_path, device=device)
-        settings = {k: v for k, v in classifier.mtcnn_settings.items()
-                    if k in ("image_size", "margin", "min_face_size", "thresholds", "factor")}
+        mtcnn_model_path = mtcnn_model_path or paired_mtcnn(classifier, detector_model_path)
+        settings = {k: v for k, v in classifier.mtcnn_settings.items() if k in MTCNN_ARGUMENTS}
         if thresholds is not None:
             settings["thresholds"] = list(thresholds)
         if min_face_size is not None:
@@ -107,6 +122,18 @@ class MaskPipeline:
                 for b, p, s in zip(boxes, probs, split)]
 
 
+def paired_mtcnn(classifier, detector_model_path):
+    """The MTCNN weights a classifier was trained to work with (mtcnn_settings["weights"], a file beside the
+    classifier checkpoint, e.g. the CCTV pair), or None for the pretrained MTCNN."""
+    name = classifier.mtcnn_settings.get("weights")
+    if not name:
+        return None
+    path = Path(detector_model_path).parent / Path(str(name)).name  # never a path from inside the file
+    if not path.is_file():
+        raise UserError(f"{detector_model_path}: its MTCNN weights {path} are missing (give --mtcnn_model_path)")
+    return str(path)
+
+
 def _check_device(device):
     import torch
 
@@ -133,7 +160,10 @@ class JobConfig:
     thresholds: list | None = None
     min_face_size: int | None = None
     class_threshold: float = 0.5
+    track_threshold: float = 0.6
     alert_threshold: float = 0.75
+    alert_rule: str = "person"
+    exit_zone: str | None = None
     min_faces: int = 1
     alert_frames: int = 5
     alert_cooldown: float = 10.0
@@ -168,6 +198,7 @@ class JobSummary:
     alerts: int = 0
     uncertain: int = 0
     seconds: float = 0.0
+    people: dict = field(default_factory=dict)  # people seen, by their last state (People.seen())
     cpu_seconds: float = 0.0  # CPU time of the whole process (all threads) over the same span
     record: str = "all"
     clips: int = 0
@@ -178,8 +209,11 @@ class JobSummary:
         return self.frames / self.seconds if self.seconds else 0.0
 
     def table(self):
-        head = ("frames", "faces", "protected", "alerts", "uncertain saved", "frames/s")
-        row = (self.frames, self.faces, self.protected, self.alerts, self.uncertain, f"{self.fps:.1f}")
+        people = [self.people.get(k, 0) for k in ("protected", "unprotected", "unknown")]
+        head = ("frames", "faces", "faces protected", "people", "protected", "unprotected", "unknown", "alerts",
+                "uncertain saved", "frames/s")
+        row = (self.frames, self.faces, self.protected, sum(people), *people, self.alerts, self.uncertain,
+               f"{self.fps:.1f}")
         widths = [max(len(str(h)), len(str(v))) for h, v in zip(head, row)]
         line = lambda cells: "  ".join(str(c).rjust(w) for c, w in zip(cells, widths))  # noqa: E731
         video = {"all": f"video:  {self.output}",
@@ -221,6 +255,7 @@ def validate(cfg: JobConfig):
         raise UserError("--batch_size, --min_faces and --alert_frames must be 1 or more")
     check_threads(cfg.threads)
     check_range("--class_threshold", cfg.class_threshold, 0, 1)
+    check_range("--track_threshold", cfg.track_threshold, 0, 1)
     check_range("--alert_cooldown", cfg.alert_cooldown, 0)
     check_range("--reconnect_attempts", cfg.reconnect_attempts, 0)
     check_range("--reconnect_delay", cfg.reconnect_delay, 0)
@@ -237,6 +272,9 @@ def validate(cfg: JobConfig):
     check_range("--clip_after_s", cfg.clip_after_s, 0)
     if not 0 < cfg.alert_threshold <= 1:
         raise UserError(f"--alert_threshold must be in (0, 1], got {cfg.alert_threshold}")
+    if cfg.alert_rule not in ALERT_RULES:
+        raise UserError(f"--alert_rule {cfg.alert_rule}: use one of {', '.join(ALERT_RULES)}")
+    parse_exit_zone(cfg.exit_zone)
     if cfg.thresholds is not None and (len(cfg.thresholds) != 3 or not all(0 <= t <= 1 for t in cfg.thresholds)):
         raise UserError(f"--thresholds needs 3 numbers in [0, 1] (PNet RNet ONet), got {cfg.thresholds}")
     lo, hi = cfg.uncertain_prob_band
@@ -252,6 +290,7 @@ def validate(cfg: JobConfig):
     if output.is_dir():
         raise UserError(f"{output}: is a folder; give a file name ending in .mp4")
     check_writable(output, "output")
+    check_not_the_footage(output, spec)
     if cfg.uncertain_frames_dir:
         check_writable_dir(cfg.uncertain_frames_dir, "--uncertain_frames_dir")
     if cfg.mtcnn_model_path and not Path(cfg.mtcnn_model_path).is_file():
@@ -259,6 +298,54 @@ def validate(cfg: JobConfig):
     if not str(cfg.detector_model_path) or not Path(cfg.detector_model_path).is_file():
         raise UserError(f"{cfg.detector_model_path}: no such classifier checkpoint "
                         f"(train one with train_mask_detector.py, or pass --detector_model_path)")
+
+
+def check_not_the_footage(output, spec):
+    """Refuse outputs that would replace or feed the footage: the output video, its events file or its partial
+    file being the footage file (also through a symbolic or hard link), or the output inside a footage folder
+    (the next run would read the annotated video as footage)."""
+    footage = Path(spec)
+    if not spec or spec.isdigit() or spec.lower().startswith(URL_SCHEMES) or not footage.exists():
+        return
+    if footage.is_dir():
+        folder = footage.resolve()
+        if folder == output.parent.resolve() or folder in output.parent.resolve().parents:
+            raise UserError(f"{output}: is inside the footage folder {spec}; the next run would read it as "
+                            f"footage: give an --output_path outside it")
+        return
+    for path in (output, events_path(output), partial_path(output)):
+        try:
+            same = os.path.samefile(path, footage)
+        except OSError:  # does not exist (yet)
+            continue
+        if same:
+            raise UserError(f"{path}: is the footage itself ({spec}); writing it would destroy the recording: "
+                            f"give another --output_path")
+
+
+def adopt_killed_run(output_path, recovered):
+    """A killed run's events and snapshots go with its recovered video (`recovered`), the snapshot paths in
+    its events rewritten, so that this run's start does not overwrite them."""
+    from .snapshots import snapshots_dir
+
+    events, snapshots = events_path(output_path), snapshots_dir(output_path)
+    moved = snapshots_dir(recovered)
+    if snapshots.is_dir():
+        os.replace(snapshots, moved)
+    if not events.is_file():
+        return
+    old, new = f"{snapshots.name}/", f"{moved.name}/"
+    lines = []
+    for line in events.read_text(encoding="utf-8").splitlines():
+        try:
+            event = json.loads(line)
+        except ValueError:  # the killed run's torn last line
+            continue
+        if isinstance(event, dict) and isinstance(event.get("snapshots"), list):
+            event["snapshots"] = [new + p[len(old):] if str(p).startswith(old) else p for p in event["snapshots"]]
+        lines.append(json.dumps(event) + "\n")
+    write_text(events_path(recovered), "".join(lines))
+    events.unlink()
 
 
 def default_output_path(cfg: JobConfig):
@@ -293,7 +380,9 @@ _LIBC = _glibc()
 TRIM_EVERY_BATCHES = 8
 
 
-def run_job(cfg: JobConfig) -> JobSummary:
+def run_job(cfg: JobConfig, on_frame=None) -> JobSummary:
+    """The main job. `on_frame(job, faces)`, if given, is called after each frame is handled (benchmarks
+    read the tracks and people there)."""
     if not cfg.output_path:
         cfg.output_path = default_output_path(cfg)
     validate(cfg)
@@ -312,50 +401,72 @@ def run_job(cfg: JobConfig) -> JobSummary:
             from .demo import make_demo_clip
 
             source = open_source(make_demo_clip(Path(cfg.output_path).parent, pipeline.detector), warn=warn)
-        return _watch(cfg, pipeline, source, warn)
+        return _watch(cfg, pipeline, source, warn, on_frame)
     finally:
         if source is not None:
             source.close()
 
 
-def _watch(cfg, pipeline, source, warn):
+def _watch(cfg, pipeline, source, warn, on_frame=None):
     info = source.info
     total = min(info.frames, cfg.max_frames) if info.frames and cfg.max_frames else (cfg.max_frames or info.frames)
     batch_size = cfg.batch_size or default_batch_size(cfg.device)
     frames = prefetch(_limit(iter(source), cfg.max_frames), maxsize=2 * batch_size, drop_oldest=info.live)
+    zone = parse_exit_zone(cfg.exit_zone, info.width, info.height)  # now that the frame size is known
     gate = pipeline.gate_motion(info.fps, cfg.motion, cfg.keyframe_s)
-    job = _Job(cfg, info, warn, batch_size, gate)
-    progress = tqdm(total=total, unit="frame", desc=info.stem, disable=cfg.quiet, dynamic_ncols=True)
-    failed = True  # until the loop ends normally
-    try:
-        for n, batch in enumerate(_batches(frames, batch_size)):
-            if n % TRIM_EVERY_BATCHES == 0:
-                release_freed_memory()
-            for frame, faces in zip(batch, pipeline(batch)):
-                job.handle(frame, faces)
-            progress.update(len(batch))
-        failed = False
-    finally:
-        with _no_interrupts():  # a second Ctrl-C must not leave a half-written video
-            frames.close()
-            progress.close()
-            job.summary.detection = dict(pipeline.gated.stats) if pipeline.gated else None
-            job.close(failed)
+    with stop_signals_as_interrupt():  # SIGTERM, SIGHUP: stop as Ctrl-C does, the video is closed and kept
+        job = _Job(cfg, info, warn, batch_size, zone, gate=gate)
+        progress = tqdm(total=total, unit="frame", desc=info.stem, disable=cfg.quiet, dynamic_ncols=True)
+        failed = True  # until the loop ends normally
+        try:
+            for n, batch in enumerate(_batches(frames, batch_size)):
+                if n % TRIM_EVERY_BATCHES == 0:
+                    release_freed_memory()
+                for frame, faces in zip(batch, pipeline(batch)):
+                    job.handle(frame, faces)
+                    if on_frame:
+                        on_frame(job, faces)
+                progress.update(len(batch))
+            failed = False
+        finally:
+            with _no_interrupts():  # a second signal must not leave a half-written video
+                frames.close()
+                try:
+                    progress.close()
+                except OSError:  # the terminal is gone (SIGHUP): the video matters, not the bar
+                    pass
+                job.summary.detection = dict(pipeline.gated.stats) if pipeline.gated else None
+                job.close(failed)
     return job.summary
 
 
 class _Job:
-    """One run's outputs and state: alert logic, events, voice, uncertain frames, drawing, video, window."""
+    """One run's outputs and state: tracks and people, alert logic, events, snapshots, voice, uncertain frames,
+    drawing, video, window. `job.people` (cctv.people.People) holds each person's state; `.counts()` gives
+    in_view / protected / unprotected / unknown / seen."""
 
-    def __init__(self, cfg, info, warn, batch_size, gate=None):
-        self.cfg, self.fps = cfg, float(info.fps)
-        self.gate = gate  # motion.MotionGate or None; gate.request_keyframe() asks for a whole-frame detection
-        record = cfg.record or default_record_mode(info.live)
-        if cfg.alert_audio and record != "all":
-            warn(f"--alert_audio: the audio track is for --record all; not mixed into --record {record}")
-        speech = render_speech(cfg.alert_message, warn) if cfg.alert_audio and record == "all" else None
+    def __init__(self, cfg, info, warn, batch_size, zone=None, first_frame=0, events=None, video_path=None,
+                 gate=None):
+        """`first_frame`, `events` and `video_path` serve a resumable camera (cctv.resumable): its frame
+        numbering and events file continue across restarts, its video is written in segments (next_video).
+        `gate`: the motion.MotionGate or None; gate.request_keyframe() asks for a whole-frame detection.
+        --record alerts writes clips (cctv.recording.AlertClips) instead of the video; none writes neither."""
+        from .people import People
+        from .snapshots import SnapshotSaver, snapshots_dir
+        from .tracking import FaceTracker
+
+        self.cfg, self.fps, self.first_frame, self.info, self.warn = cfg, float(info.fps), first_frame, info, warn
+        self.gate, self.record = gate, cfg.record or default_record_mode(info.live)
+        if cfg.alert_audio and self.record != "all":
+            warn(f"--alert_audio: the audio track is for --record all; not mixed into --record {self.record}")
+        self.speech = render_speech(cfg.alert_message, warn) if cfg.alert_audio and self.record == "all" else None
         self.voice = None if cfg.no_voice else VoiceAlert(cfg.alert_message, warn)
-        self.monitor = AlertMonitor(cfg.alert_threshold, cfg.min_faces, cfg.alert_frames, cfg.alert_cooldown)
+        self.tracker = FaceTracker(self.fps, high_prob=cfg.track_threshold)
+        self.people = People(cfg.class_threshold, zone=zone, fps=self.fps)
+        if cfg.alert_rule == "frame":
+            self.monitor = AlertMonitor(cfg.alert_threshold, cfg.min_faces, cfg.alert_frames, cfg.alert_cooldown)
+        else:
+            self.monitor = PersonAlertMonitor(cfg.alert_threshold, cfg.min_faces)
         self.saver = None
         if cfg.uncertain_frames_dir:
             from .uncertain import UncertainFrameSaver
@@ -364,56 +475,116 @@ class _Job:
                                              tuple(cfg.uncertain_prob_band), cfg.uncertain_margin,
                                              cfg.uncertain_max_per_second, cfg.class_threshold)
         self.display = Display(warn) if cfg.display else None
-        self.summary = JobSummary(info.name, Path(cfg.output_path), events_path(cfg.output_path), record=record)
-        self.events = EventLog(self.summary.events)
-        # On the CPU one encoder thread keeps up with detection; more would preempt the detector's threads.
-        # The queue has room for a whole batch: the encoder works while the next is detected.
-        self.recording = open_recording(record, cfg.output_path, info, threads=1 if cfg.device == "cpu" else 0,
-                                        queue_size=max(4, batch_size), alert_audio=speech[0] if speech else None,
-                                        sample_rate=speech[1] if speech else 22050,
-                                        clip_before_s=cfg.clip_before_s, clip_after_s=cfg.clip_after_s, warn=warn)
+        self.summary = JobSummary(info.name, Path(cfg.output_path), events_path(cfg.output_path),
+                                  record=self.record)
+        # room for a whole batch: the encoder works while the next is detected
+        self.writer_room = max(4, batch_size)
+        self.writer = self.clips = None
+        if self.record == "all":
+            # On the CPU one encoder thread keeps up with detection; more would preempt the detector's threads.
+            video = self._new_video(video_path or cfg.output_path)
+            try:
+                if video.recovered and events is None:
+                    adopt_killed_run(cfg.output_path, video.recovered)
+                self.events = events or EventLog(self.summary.events)
+            except BaseException:
+                video.close()  # no frame written: nothing left behind
+                raise
+            self.writer = BackgroundWriter(video, maxsize=self.writer_room)
+        else:
+            self.events = events or EventLog(self.summary.events)
+        if self.record == "alerts":
+            self.clips = AlertClips(cfg.output_path, info, 1 if cfg.device == "cpu" else 0, self.writer_room,
+                                    cfg.clip_before_s, cfg.clip_after_s, warn)
+        self.snapshots = SnapshotSaver(snapshots_dir(cfg.output_path), self.summary.events.parent)
         self.alert_until = float("-inf")
         self.start, self.cpu_start = time.perf_counter(), time.process_time()
+
+    def _new_video(self, path):
+        speech, info = self.speech, self.info
+        return VideoWriter(path, info.width, info.height, info.fps,
+                           alert_audio=speech[0] if speech else None, sample_rate=speech[1] if speech else 22050,
+                           threads=1 if self.cfg.device == "cpu" else 0, warn=self.warn)
+
+    def next_video(self, path):
+        """Finish the video so far (it is renamed into place) and go on recording into `path`."""
+        if self.writer is None:  # --record alerts / none: no video to split
+            return
+        self.writer.close()
+        self.writer = BackgroundWriter(self._new_video(path), maxsize=self.writer_room)
 
     def handle(self, frame, faces):
         """Uncertain capture (on the raw frame), alert logic, drawing, then the frame goes to the video."""
         s = self.summary
-        index, time_s = s.frames, s.frames / self.fps
+        index = self.first_frame + s.frames
+        time_s = index / self.fps
         if self.saver:
             self.saver.consider(frame, index, time_s, faces.boxes, faces.det_probs, faces.p_protected)
-        event = self.monitor.update(index, time_s, faces.total, faces.protected)
+        faces.track_ids = self.tracker.update(faces.boxes, faces.det_probs)
+        self.people.update(time_s, faces.boxes, faces.det_probs, faces.p_protected, faces.track_ids, frame)
+        event = self._judge(index, time_s, faces)
         if event:
-            clip = self.recording.alert(time_s)
-            self.events.write(replace(event, clip=clip) if clip else event)
-            self.recording.add_audio_clip(time_s)
+            named = [p for p in map(self.people.get, event.track_ids) if p is not None]
+            event = event.with_snapshots(self.snapshots.save(self.monitor.count, index, frame, named))
+            if self.clips:
+                event = replace(event, clip=self.clips.alert(time_s))
+            self.events.write(event)
+            if self.writer:
+                self.writer.add_audio_clip(time_s)
             if self.voice:
                 self.voice.say()
             self.alert_until = time_s + ALERT_BANNER_S
-        # Drawn only if recorded or shown: with --record alerts most frames are neither drawn nor encoded.
-        item = AnnotatedFrame(frame, partial(self._draw, faces, time_s < self.alert_until))
-        self.recording.add(item)
+        # Drawn only when recorded or shown: with --record alerts most frames are neither drawn nor encoded.
+        item = AnnotatedFrame(frame, partial(self._draw, faces=faces, alert=time_s < self.alert_until,
+                                             counts=self.people.counts() if self.cfg.alert_rule != "frame" else None))
+        if self.writer:
+            self.writer.write(item.image())
+        if self.clips:
+            self.clips.add(item)
         if self.display and not self.display.show(item.image()):
             raise KeyboardInterrupt  # q in the window: stop as Ctrl-C does
         s.frames, s.faces, s.protected = s.frames + 1, s.faces + faces.total, s.protected + faces.protected
 
-    def _draw(self, faces, alert, frame):
-        draw_faces(frame, faces.boxes, faces.p_protected, self.cfg.class_threshold)
-        draw_banner(frame, faces.protected, faces.total, alert=alert)
+    def _judge(self, index, time_s, faces):
+        if self.cfg.alert_rule == "frame":
+            unprotected = faces.track_ids[faces.p_protected < faces.threshold]
+            return self.monitor.update(index, time_s, faces.total, faces.protected, self.people, unprotected)
+        return self.monitor.update(index, time_s, faces.total, faces.protected, self.people)
+
+    def _draw(self, frame, faces, alert, counts):
+        """counts: the people counts when the frame was seen (a clip's lead-in is drawn later)."""
+        if self.cfg.alert_rule == "frame":
+            draw_faces(frame, faces.boxes, faces.p_protected, self.cfg.class_threshold)
+            draw_banner(frame, faces.protected, faces.total, alert=alert)
+            return
+        draw_people(frame, faces.boxes, faces.p_protected, faces.track_ids, self.people, self.cfg.class_threshold)
+        draw_banner(frame, counts["protected"], counts["protected"] + counts["unprotected"], alert=alert,
+                    what="people protected")
 
     def close(self, failed):
+        """Close every output, each even when another fails (the first error is raised after)."""
         s = self.summary
         s.seconds = time.perf_counter() - self.start
         s.cpu_seconds = time.process_time() - self.cpu_start
+        s.people = self.people.seen()
         s.alerts, s.uncertain = self.monitor.count, self.saver.saved if self.saver else 0
-        self.recording.close()
-        s.clips = self.recording.clips
-        self.events.close()
-        if self.voice:
-            self.voice.close(timeout=0.5 if failed else 5.0)
-        if self.display:
-            self.display.close()
-        if not self.cfg.quiet:
-            print(s.table(), file=sys.stderr if failed else sys.stdout)
+        errors = []
+        for closer in (self.writer and self.writer.close, self.clips and self.clips.close, self.events.close,
+                       self.voice and (lambda: self.voice.close(timeout=0.5 if failed else 5.0)),
+                       self.display and self.display.close):
+            if closer:
+                try:
+                    closer()
+                except Exception as e:
+                    errors.append(e)
+        s.clips = self.clips.clips if self.clips else 0
+        if not self.cfg.quiet and not errors:
+            try:
+                print(s.table(), file=sys.stderr if failed else sys.stdout)
+            except OSError:  # no terminal any more (SIGHUP)
+                pass
+        if errors:
+            raise errors[0]
 
 
 def _limit(frames, max_frames):
@@ -436,15 +607,12 @@ def _batches(frames, size):
 
 @contextmanager
 def _no_interrupts():
-    try:
-        previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
-    except ValueError:  # not the main thread: nothing to guard
+    """Hold stop signals while outputs are closed; one that came meanwhile is raised afterwards."""
+    pending = []
+    with handling_signals(STOP_SIGNALS, lambda signum, frame: pending.append(signum)):
         yield
-        return
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
+    if pending and sys.exc_info()[0] is None:
+        raise Interrupted(pending[0])
 
 
 class Display:

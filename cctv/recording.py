@@ -1,10 +1,9 @@
-"""What the main job records (`--record`): the whole annotated video ("all"), a short annotated clip around
-each alert ("alerts"), or nothing ("none").
+"""What the main job records (`--record`): the whole annotated video ("all", the job's own VideoWriter), a
+short annotated clip around each alert ("alerts": AlertClips), or nothing ("none").
 
-Frames come in as `AnnotatedFrame`s: the frame with what to draw on it, drawn only when a recording needs
-the picture, so frames that are never recorded (most of a 24/7 camera's, with "alerts") cost no drawing and
-no encoding. Every recording takes `add(frame)` per frame, `alert(time_s)` at an alert (returns the clip's
-path relative to the events file's folder, or None), `add_audio_clip(time_s)` and `close()`.
+Frames come in as `AnnotatedFrame`s: the frame with what to draw on it, drawn only when a recording (or the
+window) needs the picture, so frames that are never recorded (most of a 24/7 camera's, with "alerts") cost
+no drawing and no encoding.
 """
 from collections import deque
 from pathlib import Path
@@ -35,50 +34,7 @@ def default_record_mode(live):
     return "alerts" if live else "all"
 
 
-def open_recording(mode, output_path, info, threads, queue_size, alert_audio=None, sample_rate=22050,
-                   clip_before_s=3.0, clip_after_s=5.0, warn=print):
-    if mode == "all":
-        return WholeVideo(output_path, info, threads, queue_size, alert_audio, sample_rate)
-    if mode == "alerts":
-        return AlertClips(output_path, info, threads, queue_size, clip_before_s, clip_after_s, warn)
-    return NoRecording()
-
-
-class NoRecording:
-    clips = 0
-
-    def add(self, item):
-        pass
-
-    def alert(self, time_s):
-        return None
-
-    def add_audio_clip(self, time_s):
-        pass
-
-    def close(self):
-        pass
-
-
-class WholeVideo(NoRecording):
-    """Every frame, annotated, into one H.264 video (encoded by a background thread)."""
-
-    def __init__(self, output_path, info, threads, queue_size, alert_audio=None, sample_rate=22050):
-        self.writer = BackgroundWriter(VideoWriter(output_path, info.width, info.height, info.fps,
-                                                   alert_audio=alert_audio, sample_rate=sample_rate,
-                                                   threads=threads), maxsize=queue_size)
-
-    def add(self, item):
-        self.writer.write(item.image())
-
-    def add_audio_clip(self, time_s):
-        self.writer.add_audio_clip(time_s)
-
-    def close(self):
-        self.writer.close()
-
-
-class AlertClips(NoRecording):
+class AlertClips:
     """An annotated clip from `before_s` before an alert to `after_s` after it, as
     `<output stem>.clips/alertNNNN.mp4` beside the output path; an alert while a clip is open extends it.
     The lead-in is a ring buffer of the last `before_s` seconds of frames (at most RING_MAX_BYTES; a shorter
@@ -109,7 +65,7 @@ class AlertClips(NoRecording):
             self.folder.mkdir(parents=True, exist_ok=True)
             self.path = self.folder / f"alert{self.clips:04d}.mp4"
             self.writer = BackgroundWriter(VideoWriter(self.path, self.info.width, self.info.height,
-                                                       self.info.fps, threads=self.threads),
+                                                       self.info.fps, threads=self.threads, warn=self.warn),
                                            maxsize=self.queue_size)
             lead_in = list(self.ring)[-self.before:] if self.before else []
             for item in lead_in:

@@ -125,7 +125,8 @@ def test_record_alerts_writes_a_clip_around_the_alert(shared_dir, tmp_path):
     """--record alerts: no whole video; a playable clip from clip_before_s before the alert to clip_after_s
     after it, named (relative to the events file) in the event line."""
     out, summary, events = _run_job(tmp_path, shared_dir / FOOTAGE / "four_people_masking.mp4", max_frames=60,
-                                    record="alerts", clip_before_s=0.4, clip_after_s=0.6, alert_frames=20)
+                                    record="alerts", clip_before_s=0.4, clip_after_s=0.6, alert_frames=20,
+                                    alert_rule="frame")
     assert not out.exists()
     assert len(events) == 1 and events[0]["frame"] == 19  # the 20th frame of unmasked faces
     clip = out.parent / events[0]["clip"]
