@@ -456,7 +456,8 @@ class _Job:
         from .tracking import FaceTracker
 
         self.cfg, self.fps, self.first_frame, self.info, self.warn = cfg, float(info.fps), first_frame, info, warn
-        self.gate, self.record = gate, cfg.record or default_record_mode(info.live)
+        # a resumable camera (video_path: its segments) keeps its whole video unless told otherwise
+        self.gate, self.record = gate, cfg.record or ("all" if video_path else default_record_mode(info.live))
         if cfg.alert_audio and self.record != "all":
             warn(f"--alert_audio: the audio track is for --record all; not mixed into --record {self.record}")
         self.speech = render_speech(cfg.alert_message, warn) if cfg.alert_audio and self.record == "all" else None

@@ -38,7 +38,8 @@ class AlertClips:
     """An annotated clip from `before_s` before an alert to `after_s` after it, as
     `<output stem>.clips/alertNNNN.mp4` beside the output path; an alert while a clip is open extends it.
     The lead-in is a ring buffer of the last `before_s` seconds of frames (at most RING_MAX_BYTES; a shorter
-    lead-in is warned about once). Each clip is written to a temporary file and renamed when complete."""
+    lead-in is warned about once). Each clip is written to a temporary file and renamed when complete; numbers
+    go on after the clips already in the folder (a restarted camera never overwrites an earlier clip)."""
 
     def __init__(self, output_path, info, threads, queue_size, before_s, after_s, warn=print):
         output_path = Path(output_path)
@@ -57,13 +58,15 @@ class AlertClips:
         self.ring = deque(maxlen=max(self.before, 1))
         self.writer, self.end, self.index, self.clips = None, 0, 0, 0
         self.path = None
+        taken = [p.stem[len("alert"):] for p in self.folder.glob("alert*.mp4")]
+        self.number = max([int(n) for n in taken if n.isdigit()], default=0)
 
     def alert(self, time_s):
         """Open a clip (with the lead-in) or extend the open one to `after_s` past this alert; its path."""
         if self.writer is None:
-            self.clips += 1
+            self.clips, self.number = self.clips + 1, self.number + 1
             self.folder.mkdir(parents=True, exist_ok=True)
-            self.path = self.folder / f"alert{self.clips:04d}.mp4"
+            self.path = self.folder / f"alert{self.number:04d}.mp4"
             self.writer = BackgroundWriter(VideoWriter(self.path, self.info.width, self.info.height,
                                                        self.info.fps, threads=self.threads, warn=self.warn),
                                            maxsize=self.queue_size)

@@ -198,3 +198,9 @@ def test_an_alert_during_a_clip_extends_it(tmp_path):
     assert paths == ["cam.clips/alert0001.mp4"] * 2
     assert probe_video(tmp_path / paths[0])[0] == 10 + 5 + 1 + 10  # 1 s before, 20..25, 1 s after
     assert drawn == list(range(10, 36))
+    # a restarted job goes on numbering: the earlier clip is kept
+    again = AlertClips(tmp_path / "cam.mp4", info, threads=1, queue_size=4, before_s=1.0, after_s=1.0)
+    assert again.alert(0.0) == "cam.clips/alert0002.mp4"
+    again.add(AnnotatedFrame(np.zeros((48, 64, 3), np.uint8)))
+    again.close()
+    assert (tmp_path / paths[0]).is_file()
