@@ -34,6 +34,14 @@ def parse_opt(argv=None):
     src.add_argument("--output_path", help="annotated .mp4 (default runs/cctv/<source>.mp4; runs/demo/demo.mp4 "
                                            "with --demo); alerts go to <output_path>.events.jsonl")
     src.add_argument("--max_frames", type=int, default=D.max_frames, help="stop after this many frames")
+    src.add_argument("--record", default=D.record, metavar="{all,alerts,none}",
+                     help="all: the whole annotated video; alerts: a clip around each alert "
+                          "(<output stem>.clips/alertNNNN.mp4, named in the event line); none: no video "
+                          "(default: all for footage files and folders, alerts for cameras and streams)")
+    src.add_argument("--clip_before_s", type=float, default=D.clip_before_s,
+                     help="--record alerts: seconds of video before each alert")
+    src.add_argument("--clip_after_s", type=float, default=D.clip_after_s,
+                     help="--record alerts: seconds of video after each alert (an alert in a clip extends it)")
     src.add_argument("--reconnect_attempts", type=int, default=D.reconnect_attempts,
                      help="live sources: reconnect attempts before giving up")
     src.add_argument("--reconnect_delay", type=float, default=D.reconnect_delay,
@@ -53,6 +61,11 @@ def parse_opt(argv=None):
                    help="MTCNN thresholds (default: those the classifier was trained with)")
     m.add_argument("--min_face_size", type=int, default=D.min_face_size,
                    help="smallest face in pixels (default: the classifier's training setting)")
+    m.add_argument("--motion", default=D.motion, metavar="{auto,on,off}",
+                   help="detect only where the picture changed (plus where faces were, and the whole frame every "
+                        "--keyframe_s); auto: on for a still camera, off while the whole view moves")
+    m.add_argument("--keyframe_s", type=float, default=D.keyframe_s,
+                   help="with --motion: a whole-frame detection at least this often (seconds of video)")
     m.add_argument("--class_threshold", type=float, default=D.class_threshold,
                    help="P(protected) at or above this is protected")
     m.add_argument("--track_threshold", type=float, default=D.track_threshold,

@@ -220,7 +220,8 @@ class CameraRun:
         """The segment is finished: its video is renamed into place, then the checkpoint records it. Returns
         the next segment's path (recording goes on there) unless `last`."""
         if last:
-            job.writer.close()
+            if job.writer:  # None with --record alerts / none
+                job.writer.close()
         else:
             job.next_video(segment_path(self.output, len(state["segments"]) + 1))
         if seg.exists():
