@@ -18,6 +18,7 @@ if str(ROOT) not in sys.path:
 from cctv.active_learning import LoopConfig, run_loop, status_text  # noqa: E402
 from cctv.active_learning.training import TrainSettings  # noqa: E402
 from cctv.errors import UserError, cli_main  # noqa: E402
+from cctv.threads import lower_priority, set_threads  # noqa: E402
 
 TRAIN_FIELDS = set(TrainSettings.__dataclass_fields__)
 
@@ -65,6 +66,8 @@ def parse_opt(argv=None):
     p.add_argument("--spb_ready_statuses", default="SUBMITTED",
                    help="Suite label statuses that count as labeled (comma-separated)")
     p.add_argument("--threads", type=int, default=d.threads, help="torch CPU threads")
+    p.add_argument("--nice", type=int, default=10,
+                   help="run: this much nicer than the main job, which keeps its frame rate (0: don't)")
     g = p.add_argument_group("fine-tuning (small settings keep a cron tick short)")
     g.add_argument("--mtcnn_epochs", type=int, default=t.mtcnn_epochs)
     g.add_argument("--mtcnn_stages", default=t.mtcnn_stages, help="any of pnet,rnet,onet")
@@ -86,6 +89,9 @@ def parse_opt(argv=None):
 
 @cli_main
 def main(opt):
+    set_threads(opt.threads)
+    if opt.command == "run":
+        lower_priority(opt.nice)
     run(**vars(opt))
 
 

@@ -17,6 +17,7 @@ from pathlib import Path
 from cctv.errors import cli_main
 from cctv.labels import load_label_interface
 from cctv.labels.footage import extract_frames, summary_table
+from cctv.threads import set_threads
 
 ROOT = Path(__file__).resolve().parent
 
@@ -61,6 +62,7 @@ def parse_opt(argv=None):
 
 @cli_main
 def main(opt):
+    set_threads()
     return run(**vars(opt))
 
 

@@ -16,6 +16,7 @@ if str(ROOT) not in sys.path:
 
 from cctv.errors import cli_main  # noqa: E402
 from cctv.mask_dataset_prep import run_prepare  # noqa: E402
+from cctv.threads import set_threads  # noqa: E402
 
 
 def run(**kwargs):
@@ -48,6 +49,7 @@ def parse_opt(argv=None):
 
 @cli_main
 def main(opt):
+    set_threads()
     run(**vars(opt))
 
 

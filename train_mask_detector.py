@@ -16,6 +16,7 @@ from cctv.classifier import ARCHITECTURES  # noqa: E402
 from cctv.errors import cli_main  # noqa: E402
 from cctv.face_dataset import DEFAULT_CACHE_DIR  # noqa: E402
 from cctv.mask_training import run_training  # noqa: E402
+from cctv.threads import set_threads  # noqa: E402
 
 DEFAULT_ARCH = "small"
 
@@ -60,6 +61,7 @@ def parse_opt(argv=None):
 
 @cli_main
 def main(opt):
+    set_threads(opt.threads)
     run(**vars(opt))
 
 

@@ -1,10 +1,21 @@
 """User-facing errors: one clear line and a non-zero exit, never a traceback for a user mistake."""
 import sys
+from contextlib import contextmanager
 from functools import wraps
 
 
 class UserError(Exception):
     """A problem with the user's input (a file, a flag, a folder). The message names it."""
+
+
+@contextmanager
+def user_errors(*kinds):
+    """Errors of these kinds, raised by a library with a message that names the file or setting
+    (mtcnn.MTCNNWeightsError), become UserErrors: one line for the user, no traceback."""
+    try:
+        yield
+    except kinds as e:
+        raise UserError(str(e)) from None
 
 
 def cli_main(main):

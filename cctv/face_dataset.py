@@ -20,7 +20,7 @@ from tqdm import tqdm
 
 from .atomic import write_bytes
 from .classifier import CLASS_NAMES, DEFAULT_MTCNN_SETTINGS
-from .errors import UserError
+from .errors import UserError, user_errors
 from .images import list_images, load_image
 
 PROTECTED, UNPROTECTED = CLASS_NAMES.index("protected"), CLASS_NAMES.index("unprotected")
@@ -132,9 +132,10 @@ class CropCache:
 
 
 def make_mtcnn(mtcnn_settings, mtcnn_model_path=None):
-    from mtcnn import MTCNN
+    from mtcnn import MTCNN, MTCNNWeightsError
 
-    return MTCNN(**mtcnn_settings, keep_all=True, select_largest=True, weights_path=mtcnn_model_path)
+    with user_errors(MTCNNWeightsError):
+        return MTCNN(**mtcnn_settings, keep_all=True, select_largest=True, weights_path=mtcnn_model_path)
 
 
 def largest_face_crop(mtcnn, img, image_size, margin):

@@ -17,7 +17,8 @@ from tqdm import tqdm
 
 from .alerts import DEFAULT_MESSAGE, AlertMonitor, EventLog, VoiceAlert, render_speech
 from .annotate import draw_banner, draw_faces
-from .errors import UserError
+from .errors import UserError, user_errors
+from .threads import codec_threads, set_threads
 from .video import URL_SCHEMES, BackgroundWriter, VideoWriter, check_writable, check_writable_dir, open_source, prefetch
 
 DEFAULT_DETECTOR = "models/detector.pt"
@@ -56,7 +57,7 @@ class MaskPipeline:
              min_face_size=None, threshold=0.5):
         """The classifier checkpoint and MTCNN (pretrained, or fine-tuned weights); detection settings default
         to those the classifier's training crops were made with."""
-        from mtcnn import MTCNN  # noqa: heavy imports only when a pipeline is built
+        from mtcnn import MTCNN, MTCNNWeightsError  # noqa: heavy imports only when a pipeline is built
 
         from .classifier import load_classifier
 
@@ -70,14 +71,9 @@ class MaskPipeline:
             settings["thresholds"] = list(thresholds)
         if min_face_size is not None:
             settings["min_face_size"] = min_face_size
-        try:
+        with user_errors(MTCNNWeightsError):
             detector = MTCNN(**settings, keep_all=True, select_largest=False, device=device,
                              weights_path=mtcnn_model_path)
-        except UserError:
-            raise
-        except Exception as e:  # a foreign or corrupt checkpoint
-            raise UserError(f"{mtcnn_model_path}: not a usable MTCNN checkpoint ({e.__class__.__name__}: "
-                            f"{str(e).splitlines()[0][:200] if str(e) else ''})") from None
         return cls(detector, classifier, threshold)
 
     def __call__(self, frames):
@@ -256,12 +252,7 @@ def run_job(cfg: JobConfig) -> JobSummary:
         cfg.output_path = default_output_path(cfg)
     validate(cfg)
     warn = Warnings()
-    if cfg.threads:
-        import cv2
-        import torch
-
-        torch.set_num_threads(cfg.threads)
-        cv2.setNumThreads(cfg.threads)
+    set_threads(cfg.threads, cfg.device)
     source = None if cfg.demo else open_source(cfg.footage_path, cfg.reconnect_attempts, cfg.reconnect_delay, warn)
     try:
         pipeline = MaskPipeline.load(cfg.detector_model_path, cfg.mtcnn_model_path, cfg.device, cfg.thresholds,
@@ -318,11 +309,10 @@ class _Job:
         self.display = Display(warn) if cfg.display else None
         self.summary = JobSummary(info.name, Path(cfg.output_path), events_path(cfg.output_path))
         self.events = EventLog(self.summary.events)
-        # On the CPU one encoder thread keeps up with detection; more would preempt the detector's threads.
         self.writer = BackgroundWriter(VideoWriter(cfg.output_path, info.width, info.height, info.fps,
                                                    alert_audio=speech[0] if speech else None,
                                                    sample_rate=speech[1] if speech else 22050,
-                                                   threads=1 if cfg.device == "cpu" else 0),
+                                                   threads=codec_threads()),
                                        # room for a whole batch: the encoder works while the next is detected
                                        maxsize=max(4, batch_size))
         self.alert_until = float("-inf")

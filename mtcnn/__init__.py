@@ -1,6 +1,7 @@
 """Our own MTCNN face detector: facenet-pytorch's API and pretrained weights, no torchvision."""
 from .crops import crop_faces
 from .detector import MTCNN
-from .nets import ONet, PNet, RNet, load_nets
+from .images import to_rgb_array
+from .nets import MTCNNWeightsError, ONet, PNet, RNet, load_nets
 
-__all__ = ["MTCNN", "PNet", "RNet", "ONet", "load_nets", "crop_faces"]
+__all__ = ["MTCNN", "MTCNNWeightsError", "PNet", "RNet", "ONet", "load_nets", "crop_faces", "to_rgb_array"]

@@ -159,7 +159,7 @@ def run_cli(site, kill_after=None):
     if kill_after:
         env["CCTV_AL_TEST_KILL_AFTER"] = kill_after
     args = [sys.executable, str(ROOT / "active_learning.py"), "run", "--workdir", site["workdir"],
-            "--models_dir", site["models_dir"]]
+            "--models_dir", site["models_dir"], "--nice", "0"]  # full speed beside the test run (tests/test_threads.py)
     for k, v in TINY.items():
         if k == "progress":
             args.append("--no_progress")

@@ -1,0 +1,78 @@
+"""Threads on a machine shared with other work (several camera jobs, the cron fine-tuning, Ray actors).
+
+torch's CPU threads are OpenMP's (libgomp here). By default a waiting OpenMP thread spins for a while
+before it sleeps; when another process holds the other core, the spinning thread burns its time slice
+while the thread it waits for is not even running, and 2 threads end up 12x slower than 1 (issue 21).
+With OMP_WAIT_POLICY=PASSIVE a waiting thread sleeps at once: under contention the job keeps its fair
+share, and alone it runs as fast (benchmarks/bench_contention.py, README "Threads and shared machines").
+
+libgomp reads the policy once, when torch is loaded, so `prefer_passive_wait()` runs on `import cctv`,
+before any cctv module imports torch; an OMP_WAIT_POLICY or GOMP_SPINCOUNT set by the user wins.
+`set_threads(n)` is called first thing by every script's main() and by the benchmarks.
+"""
+import os
+import sys
+
+_codec_threads = 0  # set by set_threads()
+
+
+def prefer_passive_wait():
+    """OMP_WAIT_POLICY=PASSIVE unless the user chose a policy or a spin count. Too late once torch is loaded."""
+    if "OMP_WAIT_POLICY" not in os.environ and "GOMP_SPINCOUNT" not in os.environ:
+        os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
+
+
+def usable_cores() -> int:
+    """The cores this process may run on (its CPU affinity: a container's or taskset's limit, not the host's)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def set_threads(threads: int = 0, device: str = "cpu") -> int:
+    """Caps the threads that torch, OpenCV and PyAV's codecs use at `threads` (0: the usable cores) and
+    returns it. On the CPU, detection gets them: torch and OpenCV run one after the other in the same
+    thread, and the decoder and the encoder run in one thread each beside it (a few % of the work at
+    960x506). On a GPU, where decoding and encoding bound the job, each codec may use `threads` too
+    (FFmpeg's own choice when `threads` is 0). A torch or OpenCV not imported yet reads the cap from the
+    environment when it loads (as do child processes), so a script that never needs torch doesn't load it."""
+    global _codec_threads
+    _codec_threads = 1 if str(device).startswith("cpu") else threads
+    threads = threads or usable_cores()
+    for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENCV_FOR_THREADS_NUM"):
+        os.environ[name] = str(threads)
+    if "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(threads)
+    if "cv2" in sys.modules:
+        sys.modules["cv2"].setNumThreads(threads)
+    return threads
+
+
+def codec_threads() -> int:
+    """Threads for each of PyAV's codecs (the decoder, the encoder): 0 (FFmpeg's choice) until set_threads."""
+    return _codec_threads
+
+
+def free_cores() -> int:
+    """The usable cores that other work leaves free now (1-minute load average), at least 1."""
+    return max(1, usable_cores() - round(os.getloadavg()[0]))
+
+
+def lower_priority(niceness: int) -> None:
+    """Make way for the jobs that must keep their pace (the camera): `niceness` steps nicer (os.nice). With
+    Linux's autogroup scheduling (on by default) nice only ranks the processes of one session against each
+    other, and each session gets an equal share; so a process that can have a session of its own (started
+    by cron, not from an interactive shell) takes one and nices it as a whole."""
+    if niceness <= 0:
+        return
+    os.nice(niceness)
+    try:
+        os.setsid()  # fails for a process-group leader, i.e. a command typed at a shell: its terminal's session
+    except (OSError, AttributeError):
+        return
+    try:
+        with open("/proc/self/autogroup", "w") as f:
+            f.write(str(niceness))
+    except OSError:  # no autogroup (or not Linux): os.nice is all there is, and all it takes
+        pass
