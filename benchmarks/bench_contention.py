@@ -1,12 +1,14 @@
 """The main job's frames/s alone and beside one competing 2-thread CPU process, per threading setup.
 
     .venv/bin/python benchmarks/bench_contention.py --threads 2 [--rounds 2] [--competitor busy|torch]
+        [--competitor_threads 2] [--competitor_nice 10] [--setups passive,spin]
 
 Each setup runs the main job (cctv_mask_detector.run: decode, detect, classify, draw, encode) on the first
 --frames frames of four_people_masking.mp4 (960x506) in a fresh process (OpenMP reads its wait policy when
 torch loads), once alone and once while a competitor keeps 2 threads busy: `busy` hashes in 2 threads (pure
 CPU, never sleeps), `torch` trains a small CNN on 2 torch threads with libgomp's default spinning (what the
-active-learning fine-tuning did before this change). Setups alternate within a round, and the round order
+active-learning fine-tuning did before this change); --competitor_nice 10 runs it as `active_learning.py run`
+now runs. Setups alternate within a round, and the round order
 flips, so a shared machine's drift hits them alike; each keeps its best round. kept = contended / alone:
 a fair share of 2 cores against 2 busy threads is 50%.
 

@@ -62,17 +62,25 @@ def free_cores() -> int:
 def lower_priority(niceness: int) -> None:
     """Make way for the jobs that must keep their pace (the camera): `niceness` steps nicer (os.nice). With
     Linux's autogroup scheduling (on by default) nice only ranks the processes of one session against each
-    other, and each session gets an equal share; so a process that can have a session of its own (started
-    by cron, not from an interactive shell) takes one and nices it as a whole."""
+    other, and each session gets an equal share; so a process without a terminal (started by cron) takes a
+    session of its own and nices it as a whole. One with a terminal stays in it, so that Ctrl-C reaches it."""
     if niceness <= 0:
         return
     os.nice(niceness)
-    try:
-        os.setsid()  # fails for a process-group leader, i.e. a command typed at a shell: its terminal's session
-    except (OSError, AttributeError):
+    if _has_terminal():
         return
     try:
+        if os.getsid(0) != os.getpid():
+            os.setsid()
         with open("/proc/self/autogroup", "w") as f:
             f.write(str(niceness))
-    except OSError:  # no autogroup (or not Linux): os.nice is all there is, and all it takes
+    except (OSError, AttributeError):  # a process-group leader, no autogroup, or not Linux: os.nice is all
         pass
+
+
+def _has_terminal():
+    try:
+        os.close(os.open("/dev/tty", os.O_RDONLY))
+        return True
+    except OSError:
+        return False
