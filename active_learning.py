@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from cctv.active_learning import LoopConfig, run_loop, status_text  # noqa: E402
+from cctv.active_learning import LoopConfig, run_loop, status_report  # noqa: E402
 from cctv.active_learning.training import TrainSettings  # noqa: E402
 from cctv.errors import UserError, cli_main  # noqa: E402
 from cctv.threads import lower_priority, set_threads  # noqa: E402
@@ -34,11 +34,15 @@ def build_config(**kwargs) -> LoopConfig:
 
 
 def run(command="run", **kwargs):
-    """`run(command="run"|"status", workdir=..., ...)`: the loop's tick (returns what it did) or the status text."""
+    """`run(command="run"|"status", workdir=..., ...)`: the loop's tick (returns what it did) or the status text.
+    A status that found broken files prints everything it could read, then the first problem as the error."""
     cfg = build_config(**kwargs)
     if command == "status":
-        text = status_text(cfg)
+        text, problems = status_report(cfg)
         print(text)
+        if problems:
+            raise UserError(problems[0] + (f" (and {len(problems) - 1} more problem(s) above)" if len(problems) > 1
+                                           else ""))
         return text
     if command == "run":
         return run_loop(cfg)

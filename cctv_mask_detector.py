@@ -1,6 +1,6 @@
 """The main job: watch footage or a live camera, box faces green (protected) or red (unprotected), write an
-annotated H.264 video, alert (events file + voice) when under 75% of the faces in view wear a mask, and
-collect low-confidence frames for labeling.
+annotated H.264 video, alert (events file, snapshots, voice) when under 75% of the people in view wear a mask
+(each face tracked, one decision per person), and collect low-confidence frames for labeling.
 
     python cctv_mask_detector.py --footage_path ../shared/data/footage/four_people_masking.mp4 \\
         --output_path runs/cctv/four_people.mp4
@@ -50,14 +50,25 @@ def parse_opt(argv=None):
                    help="smallest face in pixels (default: the classifier's training setting)")
     m.add_argument("--class_threshold", type=float, default=D.class_threshold,
                    help="P(protected) at or above this is protected")
+    m.add_argument("--track_threshold", type=float, default=D.track_threshold,
+                   help="MTCNN probability at which a face starts a track; weaker faces (below it, with "
+                        "lowered --thresholds) only keep existing tracks going")
     a = p.add_argument_group("alerts")
     a.add_argument("--alert_threshold", type=float, default=D.alert_threshold,
                    help="alert when protected/total is below this")
-    a.add_argument("--min_faces", type=int, default=D.min_faces, help="faces needed in view to judge a frame")
+    a.add_argument("--alert_rule", choices=("person", "frame"), default=D.alert_rule,
+                   help="person: over tracked people and their decided states, once per person; frame: the "
+                        "write-up's per-frame ratio of faces")
+    a.add_argument("--exit_zone", default=D.exit_zone, metavar="X1,Y1,X2,Y2[,...]",
+                   help="pixels: 2 points = a line people cross on their way out (exit side: right of the "
+                        "line walking from the 1st point to the 2nd), 3+ = a polygon; alerts only name people "
+                        "heading out")
+    a.add_argument("--min_faces", type=int, default=D.min_faces,
+                   help="people (person rule) or faces (frame rule) with a known state needed to judge")
     a.add_argument("--alert_frames", type=int, default=D.alert_frames,
-                   help="consecutive frames under the threshold before an alert")
+                   help="frame rule: consecutive frames under the threshold before an alert")
     a.add_argument("--alert_cooldown", type=float, default=D.alert_cooldown,
-                   help="seconds of quiet after an alert")
+                   help="frame rule: seconds of quiet after an alert")
     a.add_argument("--alert_message", default=D.alert_message, help="what the voice says")
     a.add_argument("--alert_audio", action="store_true", help="mix the spoken message into the output video "
                                                               "at each alert")
@@ -76,8 +87,9 @@ def parse_opt(argv=None):
     return p.parse_args(argv)
 
 
-def run(**kwargs):
-    """Programmatic entry point: run(footage_path=..., output_path=..., ...) -> JobSummary."""
+def run(on_frame=None, **kwargs):
+    """Programmatic entry point: run(footage_path=..., output_path=..., ...) -> JobSummary. `on_frame(job, faces)`
+    is called after each frame (the job's `people` and each face's `track_ids` are there)."""
     if not kwargs.get("detector_model_path"):  # the live models, as active_learning.py promotes them
         detector, mtcnn = current_model_paths(Path(DEFAULT_DETECTOR).parent)
         kwargs["detector_model_path"] = detector
@@ -86,7 +98,7 @@ def run(**kwargs):
     cfg = JobConfig(**{k: v for k, v in kwargs.items() if k in known})
     if cfg.demo:
         cfg.alert_audio = True
-    return run_job(cfg)
+    return run_job(cfg, on_frame)
 
 
 @cli_main

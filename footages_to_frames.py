@@ -14,7 +14,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from cctv.errors import cli_main
+from cctv.atomic import check_writable_dir
+from cctv.errors import check_range, cli_main
 from cctv.labels import load_label_interface
 from cctv.labels.footage import extract_frames, summary_table
 from cctv.threads import set_threads
@@ -25,6 +26,9 @@ ROOT = Path(__file__).resolve().parent
 def run(footage_dir, output_dir, frames_per_extract=10, pre_labels=False,
         detector_model_path=ROOT / "models" / "detector.pt", mtcnn_model_path=None, project_json=None,
         threshold=0.5, jpeg_quality=95):
+    check_range("--jpeg_quality", jpeg_quality, 0, 100)
+    check_range("--threshold", threshold, 0, 1)
+    check_writable_dir(output_dir, "--output_dir")  # before any work
     label_interface = load_label_interface(project_json) if project_json else None
     prelabeler = None
     if pre_labels:

@@ -13,8 +13,9 @@ ROOT = Path(__file__).resolve().parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from cctv.atomic import check_writable_dir  # noqa: E402
 from cctv.classifier import load_classifier  # noqa: E402
-from cctv.errors import cli_main  # noqa: E402
+from cctv.errors import UserError, check_threads, cli_main  # noqa: E402
 from cctv.face_dataset import DEFAULT_CACHE_DIR, face_crops_from_folder  # noqa: E402
 from cctv.mask_metrics import evaluate_classifier, report_block  # noqa: E402
 from cctv.threads import set_threads  # noqa: E402
@@ -25,11 +26,15 @@ def run(detector_model_path="models/detector.pt", test_examples_path="mask_datas
     """Print the report block; returns the metrics dict."""
     import torch
 
-    if threads:
+    if check_threads(threads):
         torch.set_num_threads(threads)
+    check_writable_dir(cache_dir, "--cache_dir")  # before any work
     clf = load_classifier(detector_model_path)
     faces = face_crops_from_folder(test_examples_path, mtcnn_settings=clf.mtcnn_settings,
                                    mtcnn_model_path=mtcnn_model_path, cache_dir=cache_dir, progress=progress)
+    if not len(faces):
+        raise UserError(f"{test_examples_path}: no images to test in its class folders"
+                        + (f" ({len(faces.unreadable)} unreadable files)" if faces.unreadable else ""))
     metrics = evaluate_classifier(clf, faces)
     print(report_block(metrics, len(faces.no_face)))
     if faces.unreadable:

@@ -1,6 +1,7 @@
-"""Alerts: when too few of the faces in view wear a mask for long enough, log an event and speak a reminder.
+"""Alerts: when too few of the people (or faces) in view wear a mask, log an event and speak a reminder.
 
-- AlertMonitor decides (pure logic, video time).
+- PersonAlertMonitor decides over tracked people and their decided states (the default rule);
+  AlertMonitor over each frame's raw faces (the write-up's rule, `--alert_rule frame`). Pure logic, video time.
 - EventLog writes one JSON line per alert to `<output_path>.events.jsonl`.
 - VoiceAlert speaks from a background thread (pyttsx3 + espeak-ng) and never blocks frame processing.
 - render_speech() renders the message to samples, for mixing into the output video's audio track.
@@ -15,7 +16,7 @@ import shutil
 import tempfile
 import threading
 import wave
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -23,20 +24,34 @@ import numpy as np
 from .atomic import write_text
 
 DEFAULT_MESSAGE = "Don't forget to wear your mask before leaving the office!"
-EVENT_FIELDS = ("time_s", "frame", "faces", "protected", "ratio")
+EVENT_FIELDS = ("time_s", "frame", "faces", "protected", "ratio", "rule", "people", "people_protected",
+                "track_ids", "snapshots")
 
 
 @dataclass(frozen=True)
 class AlertEvent:
+    """One alert. `faces`/`protected`: the frame's faces; `ratio`: the rule's ratio (people or faces);
+    `people`/`people_protected`: the people in view with a decided state; `track_ids`: whom it is about;
+    `snapshots`: files beside the events file (paths relative to its folder)."""
     time_s: float
     frame: int
     faces: int
     protected: int
     ratio: float
+    rule: str = "frame"
+    people: int = 0
+    people_protected: int = 0
+    track_ids: tuple = ()
+    snapshots: tuple = ()
+
+    def with_snapshots(self, paths):
+        return replace(self, snapshots=tuple(str(p) for p in paths))
 
     def to_json(self) -> str:
         return json.dumps({"time_s": round(self.time_s, 3), "frame": self.frame, "faces": self.faces,
-                           "protected": self.protected, "ratio": round(self.ratio, 4)})
+                           "protected": self.protected, "ratio": round(self.ratio, 4), "rule": self.rule,
+                           "people": self.people, "people_protected": self.people_protected,
+                           "track_ids": [int(t) for t in self.track_ids], "snapshots": list(self.snapshots)})
 
 
 class AlertMonitor:
@@ -52,8 +67,9 @@ class AlertMonitor:
         self.quiet_until = float("-inf")
         self.count = 0
 
-    def update(self, frame, time_s, faces, protected):
-        """Feed one frame's counts; returns an AlertEvent when an alert fires, else None."""
+    def update(self, frame, time_s, faces, protected, people=None, unprotected_ids=()):
+        """Feed one frame's counts; returns an AlertEvent when an alert fires, else None. `people` (the job's
+        People) and the frame's unprotected faces' track ids only fill in the event."""
         ratio = protected / faces if faces else 1.0
         if faces >= self.min_faces and ratio < self.threshold:
             self.streak += 1
@@ -62,8 +78,41 @@ class AlertMonitor:
         if self.streak >= self.frames and time_s >= self.quiet_until:
             self.quiet_until = time_s + self.cooldown_s
             self.count += 1
-            return AlertEvent(float(time_s), int(frame), int(faces), int(protected), float(ratio))
+            counts = people.counts() if people is not None else {"protected": 0, "unprotected": 0}
+            return AlertEvent(float(time_s), int(frame), int(faces), int(protected), float(ratio), "frame",
+                              counts["protected"] + counts["unprotected"], counts["protected"],
+                              tuple(int(t) for t in unprotected_ids if t >= 0))
         return None
+
+
+class PersonAlertMonitor:
+    """The write-up's rule over people: an alert when at least `min_people` people in view have a decided
+    state and fewer than `threshold` of them are protected. It names the unprotected people it is about,
+    each once while they stay in view (and, with an exit zone, only those heading out)."""
+
+    def __init__(self, threshold=0.75, min_people=1):
+        if min_people < 1:
+            raise ValueError("min people must be >= 1")
+        self.threshold, self.min_people = threshold, min_people
+        self.count = 0
+
+    def update(self, frame, time_s, faces, protected, people):
+        from .people import PROTECTED, UNPROTECTED
+
+        decided = [p for p in people.in_view() if p.state in (PROTECTED, UNPROTECTED)]
+        n_protected = sum(p.state == PROTECTED for p in decided)
+        ratio = n_protected / len(decided) if decided else 1.0
+        if len(decided) < self.min_people or ratio >= self.threshold:
+            return None
+        named = [p for p in decided if p.state == UNPROTECTED and not p.alerted
+                 and (people.zone is None or p.heading_out)]
+        if not named:
+            return None
+        for person in named:
+            person.alerted = True
+        self.count += 1
+        return AlertEvent(float(time_s), int(frame), int(faces), int(protected), float(ratio), "person",
+                          len(decided), n_protected, tuple(p.track_id for p in named))
 
 
 class EventLog:

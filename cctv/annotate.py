@@ -1,11 +1,13 @@
-"""Drawing on frames (in place, RGB): a box per face, green protected / red unprotected with its score, and a
-banner with protected/total (red while an alert is recent)."""
+"""Drawing on frames (in place, RGB): a box per face, green protected / red unprotected with its score (or,
+for a tracked face, its person's id and decided state: grey while not known), and a banner with
+protected/total (red while an alert is recent)."""
 import cv2
 import numpy as np
 
 GREEN = (0, 200, 0)
 RED = (230, 0, 0)
 WHITE = (255, 255, 255)
+GREY = (120, 120, 120)
 BANNER_BG = (30, 30, 30)
 FONT = cv2.FONT_HERSHEY_SIMPLEX
 
@@ -17,21 +19,46 @@ def _scale(frame):
 
 def draw_faces(frame, boxes, p_protected, threshold=0.5):
     """Boxes with 'protected 0.97' / 'unprotected 0.88' (the score of the class shown)."""
-    s = _scale(frame)
-    thickness = max(1, round(2 * s))
-    for (x1, y1, x2, y2), p in zip(np.asarray(boxes).reshape(-1, 4).round().astype(int), p_protected):
+    for box, p in zip(np.asarray(boxes).reshape(-1, 4), p_protected):
         protected = p >= threshold
-        color = GREEN if protected else RED
         label = f"{'protected' if protected else 'unprotected'} {p if protected else 1 - p:.2f}"
-        cv2.rectangle(frame, (x1, y1), (x2, y2), color, thickness, cv2.LINE_AA)
-        _label(frame, label, (x1, y1), color, max(0.35, 0.5 * s), thickness)
+        draw_track_box(frame, box, label, GREEN if protected else RED)
     return frame
 
 
-def draw_banner(frame, protected, total, alert=False):
-    """Top-left banner 'protected 3/4'; 'MASK ALERT' in red while an alert is recent."""
+def draw_people(frame, boxes, p_protected, track_ids, people, threshold=0.5):
+    """Tracked faces labelled with their person: '#7 protected' (green), '#7 unprotected' (red), '#7 unknown'
+    (grey; also a track not yet counted as a person, or a static one: '#3 static'). Untracked faces as
+    draw_faces does."""
+    from .people import PROTECTED, UNPROTECTED
+
+    boxes = np.asarray(boxes).reshape(-1, 4)
+    untracked = np.asarray(track_ids) < 0
+    draw_faces(frame, boxes[untracked], np.asarray(p_protected)[untracked], threshold)
+    for box, tid in zip(boxes[~untracked], np.asarray(track_ids)[~untracked]):
+        person = people.get(tid)
+        if person is None:
+            continue
+        state = "static" if person.static else person.state
+        color = GREY if not person.is_person else {PROTECTED: GREEN, UNPROTECTED: RED}.get(person.state, GREY)
+        draw_track_box(frame, box, f"#{tid} {state}", color)
+    return frame
+
+
+def draw_track_box(frame, box, label, color):
     s = _scale(frame)
-    text = f"protected {protected}/{total}" + ("  MASK ALERT" if alert else "")
+    thickness = max(1, round(2 * s))
+    x1, y1, x2, y2 = np.asarray(box).round().astype(int)
+    cv2.rectangle(frame, (x1, y1), (x2, y2), color, thickness, cv2.LINE_AA)
+    _label(frame, label, (x1, y1), color, max(0.35, 0.5 * s), thickness)
+    return frame
+
+
+def draw_banner(frame, protected, total, alert=False, what="protected"):
+    """Top-left banner 'protected 3/4' (`what` names what is counted, e.g. 'people protected');
+    'MASK ALERT' in red while an alert is recent."""
+    s = _scale(frame)
+    text = f"{what} {protected}/{total}" + ("  MASK ALERT" if alert else "")
     scale, thickness = max(0.45, 0.6 * s), max(1, round(2 * s))
     (tw, th), base = cv2.getTextSize(text, FONT, scale, thickness)
     pad = max(3, round(6 * s))

@@ -183,5 +183,40 @@ def load_classifier(path, device="cpu") -> MaskClassifier:
     except (KeyError, RuntimeError, TypeError) as e:
         raise UserError(f"{path}: classifier weights do not fit architecture {arch!r} "
                         f"({str(e).splitlines()[0][:200]})") from None
-    return MaskClassifier(network, arch, ckpt.get("input_size", DEFAULT_INPUT_SIZE),
-                          ckpt.get("mtcnn_settings"), ckpt.get("metadata"), device=device)
+    input_size = _checked_input_size(path, network, ckpt.get("input_size", DEFAULT_INPUT_SIZE))
+    mtcnn_settings = _checked_mtcnn_settings(path, ckpt.get("mtcnn_settings"))
+    return MaskClassifier(network, arch, input_size, mtcnn_settings, ckpt.get("metadata"), device=device)
+
+
+MAX_INPUT_SIZE = 1024  # a face crop; more is a corrupt setting, not a bigger model
+
+
+def _checked_input_size(path, network, size) -> int:
+    """The recorded crop size, if the network takes it (the write-up's net only takes 160)."""
+    if isinstance(size, bool) or not isinstance(size, int) or not 1 <= size <= MAX_INPUT_SIZE:
+        raise UserError(f"{path}: recorded input size {size!r} is not a whole number of pixels in "
+                        f"1..{MAX_INPUT_SIZE}")
+    try:
+        with torch.inference_mode():
+            network.eval()(torch.zeros(1, 3, size, size))
+    except RuntimeError as e:
+        raise UserError(f"{path}: recorded input size {size} does not fit its {type(network).__name__} "
+                        f"({str(e).splitlines()[0][:120]})") from None
+    return size
+
+
+def _checked_mtcnn_settings(path, settings) -> dict:
+    """The recorded MTCNN crop settings (a missing one means the default), checked as MTCNN checks them, so that
+    a bad one is named here rather than failing (or never ending) once frames flow."""
+    from mtcnn import check_settings
+
+    if settings is None:
+        return None
+    if not isinstance(settings, dict):
+        raise UserError(f"{path}: recorded MTCNN settings are not a mapping ({type(settings).__name__})")
+    merged = {**DEFAULT_MTCNN_SETTINGS, **settings}
+    try:
+        check_settings(**{k: merged[k] for k in DEFAULT_MTCNN_SETTINGS})
+    except ValueError as e:
+        raise UserError(f"{path}: recorded MTCNN setting {e}") from None
+    return settings

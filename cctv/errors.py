@@ -34,3 +34,26 @@ def cli_main(main):
             sys.exit(130)
 
     return wrapper
+
+
+def check_threads(threads, flag="--threads"):
+    """torch's thread count: 0 means torch's own default; a negative one is a mistake torch only reports
+    as a RuntimeError once work starts."""
+    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 0:
+        raise UserError(f"{flag} must be 0 (torch's default) or more, got {threads!r}")
+    return threads
+
+
+def check_range(flag, value, lo=None, hi=None, lo_open=False, hi_open=False):
+    """UserError naming the flag unless lo <= value <= hi (strict on an open side; None: no bound)."""
+    too_low = lo is not None and (value <= lo if lo_open else value < lo)
+    too_high = hi is not None and (value >= hi if hi_open else value > hi)
+    if value != value or too_low or too_high:  # value != value: NaN
+        if lo is not None and hi is not None:
+            expected = f"in {'(' if lo_open else '['}{lo}, {hi}{')' if hi_open else ']'}"
+        elif lo is not None:
+            expected = f"{'above' if lo_open else 'at least'} {lo}"
+        else:
+            expected = f"{'below' if hi_open else 'at most'} {hi}"
+        raise UserError(f"{flag} must be {expected}, got {value}")
+    return value

@@ -1,7 +1,10 @@
 """Building `mask_dataset/{train,test}/{protected,unprotected}` from a Kaggle-style folder (with_mask/,
 without_mask/) and/or labeled photos (each labeled face cropped to its own file)."""
+import os
 import shutil
+import signal
 from collections import Counter
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -9,9 +12,9 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from .atomic import write_bytes
+from .atomic import check_writable_dir, write_bytes, write_error
 from .classifier import CLASS_NAMES
-from .errors import UserError
+from .errors import UserError, check_range
 from .face_dataset import box_region, class_folders, iter_labeled_images, split_by_image
 from .images import IMAGE_SUFFIXES, list_images, load_image
 
@@ -34,19 +37,76 @@ class PrepReport:
         return "\n".join(rows)
 
 
-def prepare_output(output_path, overwrite):
-    """Create the four class folders; refuse (or, with overwrite, empty them) if they already hold images."""
+BUILD_DIR = ".prepare.partial"  # the new dataset is built here, inside the output folder (same file system)
+
+
+def check_no_overlap(output, **inputs):
+    """The output's split folders are replaced: refuse an input folder inside the output, or the other way."""
+    out = Path(output).resolve()
+    for flag, path in inputs.items():
+        if path is None:
+            continue
+        src = Path(path).resolve()
+        if src == out or out in src.parents or src in out.parents:
+            raise UserError(f"--output_path {output} and --{flag} {path} overlap: the output's train/ and test/ "
+                            f"are replaced, so keep the inputs outside it (and it outside them)")
+
+
+def check_output(output_path, overwrite):
+    """Refuse (unless overwrite) when the split folders already hold images; the folder must be writable."""
     output = Path(output_path)
+    check_writable_dir(output, "--output_path")
     folders = [output / s / c for s in SPLITS for c in CLASS_NAMES]
     existing = [f for d in folders if d.is_dir() for f in d.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES]
     if existing and not overwrite:
         raise UserError(f"{output}: already holds {len(existing)} images in its split folders "
                         f"(use --overwrite to replace them)")
-    for f in existing:
-        f.unlink()
-    for d in folders:
-        d.mkdir(parents=True, exist_ok=True)
     return output
+
+
+@contextmanager
+def building(output):
+    """A fresh build folder inside `output` (whatever an interrupted run left there is cleared first);
+    removed whatever happens, so an interrupted run leaves the final folders as they were."""
+    _restore_interrupted_swap(output)
+    build = output / BUILD_DIR
+    if build.exists():
+        shutil.rmtree(build)
+    for s in SPLITS:
+        for c in CLASS_NAMES:
+            (build / s / c).mkdir(parents=True)
+    try:
+        yield build
+    finally:
+        shutil.rmtree(build, ignore_errors=True)
+
+
+def replace_splits(build, output):
+    """Move the built train/ and test/ into place (the old ones aside, then deleted). Ctrl-C and SIGTERM wait
+    for the few renames, so the final folders are never half old, half new."""
+    blocked = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}
+    old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, blocked)
+    try:
+        for s in SPLITS:
+            if (output / s).exists():
+                os.rename(output / s, output / f".{s}.old")
+        for s in SPLITS:
+            os.rename(build / s, output / s)
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
+    for s in SPLITS:
+        shutil.rmtree(output / f".{s}.old", ignore_errors=True)
+
+
+def _restore_interrupted_swap(output):
+    """A run killed (-9) in the middle of replace_splits: put the old split back where the new one is missing."""
+    for s in SPLITS:
+        old = output / f".{s}.old"
+        if old.exists():
+            if (output / s).exists():
+                shutil.rmtree(old)
+            else:
+                os.rename(old, output / s)
 
 
 def split_class_folder(source_path, output, train_per_class, seed, report, progress=True):
@@ -66,7 +126,10 @@ def split_class_folder(source_path, output, train_per_class, seed, report, progr
                 continue
             split = "train" if n_train < train_per_class else "test"
             n_train += split == "train"
-            shutil.copyfile(f, output / split / name / f.name)
+            try:
+                shutil.copyfile(f, output / split / name / f.name)
+            except OSError as e:
+                raise write_error(output / split / name / f.name, e) from None
             report.written[split, name] += 1
 
 
@@ -89,8 +152,14 @@ def run_prepare(source_path=None, labels_dir=None, metadata_dir=None, images_dir
                 train_per_class=500, test_fraction=0.2, min_face_size=20, seed=0, overwrite=False, progress=True):
     if source_path is None and labels_dir is None:
         raise UserError("nothing to prepare: give --source_path (with_mask/, without_mask/) and/or --labels_dir")
+    check_range("--train_per_class", train_per_class, 0)
+    check_range("--test_fraction", test_fraction, 0, 1)
+    check_range("--min_face_size", min_face_size, 0)
+    check_no_overlap(output_path, source_path=source_path, labels_dir=labels_dir, images_dir=images_dir,
+                     metadata_dir=metadata_dir)
+    output = check_output(output_path, overwrite)  # fail early, before any work
     if source_path is not None:
-        class_folders(source_path)  # fail early, before touching the output
+        class_folders(source_path)
     items = None
     if labels_dir is not None:
         from .labels import load_labels
@@ -98,10 +167,11 @@ def run_prepare(source_path=None, labels_dir=None, metadata_dir=None, images_dir
         labels = load_labels(labels_dir, metadata_dir=metadata_dir, images_dir=images_dir)
         print(labels.report)
         items = labels.items
-    output = prepare_output(output_path, overwrite)
     report = PrepReport()
-    if source_path is not None:
-        split_class_folder(source_path, output, train_per_class, seed, report, progress)
-    if items is not None:
-        crop_labeled_photos(items, output, test_fraction, min_face_size, seed, report, progress)
+    with building(output) as build:
+        if source_path is not None:
+            split_class_folder(source_path, build, train_per_class, seed, report, progress)
+        if items is not None:
+            crop_labeled_photos(items, build, test_fraction, min_face_size, seed, report, progress)
+        replace_splits(build, output)
     return report

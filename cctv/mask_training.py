@@ -11,7 +11,8 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from .classifier import DEFAULT_MTCNN_SETTINGS, MaskClassifier, build_network, load_classifier, save_classifier
-from .errors import UserError
+from .atomic import check_writable, check_writable_dir
+from .errors import UserError, check_range, check_threads
 from .face_dataset import DEFAULT_CACHE_DIR, concat, face_crops_from_folder, face_crops_from_labels
 from .mask_metrics import binary_metrics, evaluate_classifier
 
@@ -203,10 +204,16 @@ def run_training(train_examples_path=("mask_dataset/train",), train_dataset_size
                  images_dir=None, test_examples_path=(), arch="small", val_fraction=0.1, lr=3e-3, seed=0,
                  augment=True, cache_dir=str(DEFAULT_CACHE_DIR), threads=2, progress=True):
     """train_mask_detector.py: crops -> training -> test metrics -> checkpoint (atomic). Returns the classifier."""
-    if threads:
+    if check_threads(threads):
         torch.set_num_threads(threads)
     if batch_size_per_class < 1 or num_epochs < 1:
         raise UserError("--batch_size_per_class and --num_epochs must be at least 1")
+    check_range("--lr", lr, 0, lo_open=True)
+    check_range("--val_fraction", val_fraction, 0, 1, hi_open=True)
+    if train_dataset_size_per_class is not None:
+        check_range("--train_dataset_size_per_class", train_dataset_size_per_class, 1)
+    check_writable(detector_model_output_path, "--detector_model_output_path")  # before any work
+    check_writable_dir(cache_dir, "--cache_dir")
     init_state, settings = None, dict(DEFAULT_MTCNN_SETTINGS)
     if pretrained_detector_model_path is not None:
         pretrained = load_classifier(pretrained_detector_model_path)

@@ -15,9 +15,10 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from .alerts import DEFAULT_MESSAGE, AlertMonitor, EventLog, VoiceAlert, render_speech
-from .annotate import draw_banner, draw_faces
-from .errors import UserError, user_errors
+from .alerts import DEFAULT_MESSAGE, AlertMonitor, EventLog, PersonAlertMonitor, VoiceAlert, render_speech
+from .annotate import draw_banner, draw_faces, draw_people
+from .errors import UserError, check_range, check_threads, user_errors
+from .exit_zone import parse_exit_zone
 from .threads import codec_threads, set_threads
 from .video import URL_SCHEMES, BackgroundWriter, VideoWriter, check_writable, check_writable_dir, open_source, prefetch
 
@@ -25,13 +26,22 @@ DEFAULT_DETECTOR = "models/detector.pt"
 ALERT_BANNER_S = 2.0  # the banner stays red this long after an alert
 
 
+ALERT_RULES = ("person", "frame")
+
+
 @dataclass
 class Faces:
-    """One frame's faces: boxes (N,4) x1,y1,x2,y2, MTCNN probabilities (N,), P(protected) (N,)."""
+    """One frame's faces: boxes (N,4) x1,y1,x2,y2, MTCNN probabilities (N,), P(protected) (N,), and the
+    track id of each (N,) int, -1 = untracked (filled in by the job's tracker)."""
     boxes: np.ndarray
     det_probs: np.ndarray
     p_protected: np.ndarray
     threshold: float = 0.5
+    track_ids: np.ndarray = None
+
+    def __post_init__(self):
+        if self.track_ids is None:
+            self.track_ids = np.full(len(self.boxes), -1, dtype=int)
 
     @property
     def total(self):
@@ -117,7 +127,10 @@ class JobConfig:
     thresholds: list | None = None
     min_face_size: int | None = None
     class_threshold: float = 0.5
+    track_threshold: float = 0.6
     alert_threshold: float = 0.75
+    alert_rule: str = "person"
+    exit_zone: str | None = None
     min_faces: int = 1
     alert_frames: int = 5
     alert_cooldown: float = 10.0
@@ -147,14 +160,18 @@ class JobSummary:
     alerts: int = 0
     uncertain: int = 0
     seconds: float = 0.0
+    people: dict = field(default_factory=dict)  # people seen, by their last state (People.seen())
 
     @property
     def fps(self):
         return self.frames / self.seconds if self.seconds else 0.0
 
     def table(self):
-        head = ("frames", "faces", "protected", "alerts", "uncertain saved", "frames/s")
-        row = (self.frames, self.faces, self.protected, self.alerts, self.uncertain, f"{self.fps:.1f}")
+        people = [self.people.get(k, 0) for k in ("protected", "unprotected", "unknown")]
+        head = ("frames", "faces", "faces protected", "people", "protected", "unprotected", "unknown", "alerts",
+                "uncertain saved", "frames/s")
+        row = (self.frames, self.faces, self.protected, sum(people), *people, self.alerts, self.uncertain,
+               f"{self.fps:.1f}")
         widths = [max(len(str(h)), len(str(v))) for h, v in zip(head, row)]
         line = lambda cells: "  ".join(str(c).rjust(w) for c, w in zip(cells, widths))  # noqa: E731
         return "\n".join([line(head), line(row), f"video:  {self.output}", f"events: {self.events}"])
@@ -189,8 +206,21 @@ def validate(cfg: JobConfig):
         raise UserError("no input: give --footage_path (file, folder, camera index or URL) or --demo")
     if (cfg.batch_size is not None and cfg.batch_size < 1) or cfg.min_faces < 1 or cfg.alert_frames < 1:
         raise UserError("--batch_size, --min_faces and --alert_frames must be 1 or more")
+    check_threads(cfg.threads)
+    check_range("--class_threshold", cfg.class_threshold, 0, 1)
+    check_range("--track_threshold", cfg.track_threshold, 0, 1)
+    check_range("--alert_cooldown", cfg.alert_cooldown, 0)
+    check_range("--reconnect_attempts", cfg.reconnect_attempts, 0)
+    check_range("--reconnect_delay", cfg.reconnect_delay, 0)
+    if cfg.max_frames is not None and cfg.max_frames < 1:
+        raise UserError(f"--max_frames must be 1 or more, got {cfg.max_frames}")
+    if cfg.min_face_size is not None and not cfg.min_face_size > 0:
+        raise UserError(f"--min_face_size must be a positive number of pixels, got {cfg.min_face_size}")
     if not 0 < cfg.alert_threshold <= 1:
         raise UserError(f"--alert_threshold must be in (0, 1], got {cfg.alert_threshold}")
+    if cfg.alert_rule not in ALERT_RULES:
+        raise UserError(f"--alert_rule {cfg.alert_rule}: use one of {', '.join(ALERT_RULES)}")
+    parse_exit_zone(cfg.exit_zone)
     if cfg.thresholds is not None and (len(cfg.thresholds) != 3 or not all(0 <= t <= 1 for t in cfg.thresholds)):
         raise UserError(f"--thresholds needs 3 numbers in [0, 1] (PNet RNet ONet), got {cfg.thresholds}")
     lo, hi = cfg.uncertain_prob_band
@@ -247,7 +277,9 @@ _LIBC = _glibc()
 TRIM_EVERY_BATCHES = 8
 
 
-def run_job(cfg: JobConfig) -> JobSummary:
+def run_job(cfg: JobConfig, on_frame=None) -> JobSummary:
+    """The main job. `on_frame(job, faces)`, if given, is called after each frame is handled (benchmarks
+    read the tracks and people there)."""
     if not cfg.output_path:
         cfg.output_path = default_output_path(cfg)
     validate(cfg)
@@ -261,18 +293,19 @@ def run_job(cfg: JobConfig) -> JobSummary:
             from .demo import make_demo_clip
 
             source = open_source(make_demo_clip(Path(cfg.output_path).parent, pipeline.detector), warn=warn)
-        return _watch(cfg, pipeline, source, warn)
+        return _watch(cfg, pipeline, source, warn, on_frame)
     finally:
         if source is not None:
             source.close()
 
 
-def _watch(cfg, pipeline, source, warn):
+def _watch(cfg, pipeline, source, warn, on_frame=None):
     info = source.info
     total = min(info.frames, cfg.max_frames) if info.frames and cfg.max_frames else (cfg.max_frames or info.frames)
     batch_size = cfg.batch_size or default_batch_size(cfg.device)
     frames = prefetch(_limit(iter(source), cfg.max_frames), maxsize=2 * batch_size, drop_oldest=info.live)
-    job = _Job(cfg, info, warn, batch_size)
+    zone = parse_exit_zone(cfg.exit_zone, info.width, info.height)  # now that the frame size is known
+    job = _Job(cfg, info, warn, batch_size, zone)
     progress = tqdm(total=total, unit="frame", desc=info.stem, disable=cfg.quiet, dynamic_ncols=True)
     failed = True  # until the loop ends normally
     try:
@@ -281,6 +314,8 @@ def _watch(cfg, pipeline, source, warn):
                 release_freed_memory()
             for frame, faces in zip(batch, pipeline(batch)):
                 job.handle(frame, faces)
+                if on_frame:
+                    on_frame(job, faces)
             progress.update(len(batch))
         failed = False
     finally:
@@ -292,13 +327,24 @@ def _watch(cfg, pipeline, source, warn):
 
 
 class _Job:
-    """One run's outputs and state: alert logic, events, voice, uncertain frames, drawing, video, window."""
+    """One run's outputs and state: tracks and people, alert logic, events, snapshots, voice, uncertain frames,
+    drawing, video, window. `job.people` (cctv.people.People) holds each person's state; `.counts()` gives
+    in_view / protected / unprotected / unknown / seen."""
 
-    def __init__(self, cfg, info, warn, batch_size):
+    def __init__(self, cfg, info, warn, batch_size, zone=None):
+        from .people import People
+        from .snapshots import SnapshotSaver, snapshots_dir
+        from .tracking import FaceTracker
+
         self.cfg, self.fps = cfg, float(info.fps)
         speech = render_speech(cfg.alert_message, warn) if cfg.alert_audio else None
         self.voice = None if cfg.no_voice else VoiceAlert(cfg.alert_message, warn)
-        self.monitor = AlertMonitor(cfg.alert_threshold, cfg.min_faces, cfg.alert_frames, cfg.alert_cooldown)
+        self.tracker = FaceTracker(self.fps, high_prob=cfg.track_threshold)
+        self.people = People(cfg.class_threshold, zone=zone, fps=self.fps)
+        if cfg.alert_rule == "frame":
+            self.monitor = AlertMonitor(cfg.alert_threshold, cfg.min_faces, cfg.alert_frames, cfg.alert_cooldown)
+        else:
+            self.monitor = PersonAlertMonitor(cfg.alert_threshold, cfg.min_faces)
         self.saver = None
         if cfg.uncertain_frames_dir:
             from .uncertain import UncertainFrameSaver
@@ -309,6 +355,7 @@ class _Job:
         self.display = Display(warn) if cfg.display else None
         self.summary = JobSummary(info.name, Path(cfg.output_path), events_path(cfg.output_path))
         self.events = EventLog(self.summary.events)
+        self.snapshots = SnapshotSaver(snapshots_dir(cfg.output_path), self.summary.events.parent)
         self.writer = BackgroundWriter(VideoWriter(cfg.output_path, info.width, info.height, info.fps,
                                                    alert_audio=speech[0] if speech else None,
                                                    sample_rate=speech[1] if speech else 22050,
@@ -324,23 +371,43 @@ class _Job:
         index, time_s = s.frames, s.frames / self.fps
         if self.saver:
             self.saver.consider(frame, index, time_s, faces.boxes, faces.det_probs, faces.p_protected)
-        event = self.monitor.update(index, time_s, faces.total, faces.protected)
+        faces.track_ids = self.tracker.update(faces.boxes, faces.det_probs)
+        self.people.update(time_s, faces.boxes, faces.det_probs, faces.p_protected, faces.track_ids, frame)
+        event = self._judge(index, time_s, faces)
         if event:
+            named = [p for p in map(self.people.get, event.track_ids) if p is not None]
+            event = event.with_snapshots(self.snapshots.save(self.monitor.count, index, frame, named))
             self.events.write(event)
             self.writer.add_audio_clip(time_s)
             if self.voice:
                 self.voice.say()
             self.alert_until = time_s + ALERT_BANNER_S
-        draw_faces(frame, faces.boxes, faces.p_protected, self.cfg.class_threshold)
-        draw_banner(frame, faces.protected, faces.total, alert=time_s < self.alert_until)
+        self._draw(frame, faces, alert=time_s < self.alert_until)
         self.writer.write(frame)
         if self.display and not self.display.show(frame):
             raise KeyboardInterrupt  # q in the window: stop as Ctrl-C does
         s.frames, s.faces, s.protected = s.frames + 1, s.faces + faces.total, s.protected + faces.protected
 
+    def _judge(self, index, time_s, faces):
+        if self.cfg.alert_rule == "frame":
+            unprotected = faces.track_ids[faces.p_protected < faces.threshold]
+            return self.monitor.update(index, time_s, faces.total, faces.protected, self.people, unprotected)
+        return self.monitor.update(index, time_s, faces.total, faces.protected, self.people)
+
+    def _draw(self, frame, faces, alert):
+        if self.cfg.alert_rule == "frame":
+            draw_faces(frame, faces.boxes, faces.p_protected, self.cfg.class_threshold)
+            draw_banner(frame, faces.protected, faces.total, alert=alert)
+            return
+        draw_people(frame, faces.boxes, faces.p_protected, faces.track_ids, self.people, self.cfg.class_threshold)
+        counts = self.people.counts()
+        draw_banner(frame, counts["protected"], counts["protected"] + counts["unprotected"], alert=alert,
+                    what="people protected")
+
     def close(self, failed):
         s = self.summary
         s.seconds = time.perf_counter() - self.start
+        s.people = self.people.seen()
         s.alerts, s.uncertain = self.monitor.count, self.saver.saved if self.saver else 0
         self.writer.close()
         self.events.close()

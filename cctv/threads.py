@@ -13,6 +13,8 @@ before any cctv module imports torch; an OMP_WAIT_POLICY or GOMP_SPINCOUNT set b
 import os
 import sys
 
+from .errors import check_threads
+
 _codec_threads = 0  # set by set_threads()
 
 
@@ -38,6 +40,7 @@ def set_threads(threads: int = 0, device: str = "cpu") -> int:
     (FFmpeg's own choice when `threads` is 0). A torch or OpenCV not imported yet reads the cap from the
     environment when it loads (as do child processes), so a script that never needs torch doesn't load it."""
     global _codec_threads
+    check_threads(threads)
     _codec_threads = 1 if str(device).startswith("cpu") else threads
     threads = threads or usable_cores()
     for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENCV_FOR_THREADS_NUM"):

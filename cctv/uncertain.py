@@ -13,7 +13,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .atomic import atomic_path
+from .atomic import write_bytes
 from .labels import write_suite_label
 from .labels.classes import PROTECTED, UNPROTECTED
 
@@ -57,9 +57,13 @@ class UncertainFrameSaver:
                                 [cv2.IMWRITE_JPEG_QUALITY, self.jpeg_quality])
         if not ok:
             raise RuntimeError(f"{jpeg}: JPEG encoding failed")
-        write_suite_label(jpeg.with_name(jpeg.name + ".json"), boxes, classes, width, height)
-        with atomic_path(jpeg, suffix=".tmp") as tmp:  # dot-prefixed, not *.jpg: invisible to globbing readers
-            tmp.write_bytes(data.tobytes())
+        sidecar = jpeg.with_name(jpeg.name + ".json")
+        write_suite_label(sidecar, boxes, classes, width, height)
+        try:  # dot-prefixed, not *.jpg: invisible to globbing readers
+            write_bytes(jpeg, data.tobytes(), suffix=".tmp")
+        except BaseException:  # e.g. the disk is full: no sidecar left without its frame
+            sidecar.unlink(missing_ok=True)
+            raise
         self.saved += 1
         return jpeg
 

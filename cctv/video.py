@@ -19,6 +19,7 @@ import av
 import cv2
 import numpy as np
 
+from .atomic import check_writable, check_writable_dir  # noqa: F401 - the job imports them from here
 from .errors import UserError
 from .images import to_rgb_array
 from .threads import codec_threads
@@ -320,22 +321,6 @@ def publish(tmp, path):
     os.umask(umask)
     os.chmod(tmp, 0o666 & ~umask)
     os.replace(tmp, path)
-
-
-def check_writable(path, what="output"):
-    """Fail early (before any work) when `path`'s folder can't be created or written."""
-    folder = Path(path).parent
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        fd, probe = tempfile.mkstemp(prefix=".write-test-", dir=folder)
-        os.close(fd)
-        os.unlink(probe)
-    except OSError as e:
-        raise UserError(f"{folder}: {what} folder is not writable ({e.strerror or e})") from None
-
-
-def check_writable_dir(folder, what):
-    check_writable(Path(folder) / "probe", what)
 
 
 class VideoWriter:

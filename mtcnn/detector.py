@@ -24,6 +24,8 @@ class MTCNN(torch.nn.Module):
     def __init__(self, image_size=160, margin=0, min_face_size=20, thresholds=(0.6, 0.7, 0.7), factor=0.709,
                  post_process=True, select_largest=True, keep_all=False, device=None, weights_path=None):
         super().__init__()
+        check_settings(image_size=image_size, margin=margin, min_face_size=min_face_size, thresholds=thresholds,
+                       factor=factor)
         self.image_size, self.margin = image_size, margin
         self.min_face_size, self.thresholds, self.factor = min_face_size, list(thresholds), factor
         self.post_process, self.select_largest, self.keep_all = post_process, select_largest, keep_all
@@ -123,6 +125,27 @@ class MTCNN(torch.nn.Module):
                 sel = sel[np.argsort(-area, kind="stable")]
             out.append((boxes[sel], probs[sel], points[sel]))
         return out
+
+
+def check_settings(image_size=160, margin=0, min_face_size=20, thresholds=(0.6, 0.7, 0.7), factor=0.709):
+    """ValueError naming the first bad detection setting: each would otherwise fail far from its cause
+    (min_face_size 0 divides by zero, factor >= 1 never ends the pyramid, two thresholds fail only when a
+    face reaches ONet)."""
+    def number(value):
+        return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool) \
+            and np.isfinite(value)
+
+    if not (number(image_size) and int(image_size) == image_size and image_size >= 1):
+        raise ValueError(f"image_size must be a positive whole number of pixels, got {image_size!r}")
+    if not (number(margin) and margin >= 0):
+        raise ValueError(f"margin must be 0 or more pixels, got {margin!r}")
+    if not (number(min_face_size) and min_face_size > 0):
+        raise ValueError(f"min_face_size must be a positive number of pixels, got {min_face_size!r}")
+    if not (number(factor) and 0 < factor < 1):
+        raise ValueError(f"factor (the pyramid's scale step) must lie between 0 and 1, got {factor!r}")
+    if isinstance(thresholds, (str, bytes)) or not hasattr(thresholds, "__len__") or len(thresholds) != 3 \
+            or not all(number(t) and 0 <= t <= 1 for t in thresholds):
+        raise ValueError(f"thresholds must be three numbers in [0, 1] (PNet, RNet, ONet), got {thresholds!r}")
 
 
 @contextmanager

@@ -18,6 +18,10 @@ pip install --no-deps facenet-pytorch==2.6.0
 # spb-cli pins typing-extensions<4 (torch needs >=4.10): its CLI runs with current versions of these.
 pip install --no-deps spb-cli==0.19.4
 pip install click rich requests boto3 natsort semver pprintpp six
+# ByteTrack (face tracks): its opencv-python requirement would shadow opencv-python-headless, so its other
+# requirements are installed by hand (supervision and scipy are in requirements.txt; rich, requests above).
+pip install --no-deps trackers==2.6.1
+pip install "pyDeprecate>=0.8"
 # Speech for the voice alert (pyttsx3 drives espeak-ng and plays through aplay). Best effort: without
 # them the job warns once and goes on.
 if ! { command -v espeak-ng && command -v aplay; } >/dev/null 2>&1 && [ "$(id -u)" = 0 ] \

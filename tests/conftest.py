@@ -1,6 +1,8 @@
 """Shared fixtures. Real data lives in ../shared (beside the repo); tests that need it skip without it."""
 import os
+import subprocess
 import sys
+import uuid
 from pathlib import Path
 
 # Before anything imports torch: OpenMP threads that sleep while they wait, not spin, so that the suite
@@ -24,3 +26,26 @@ def shared_dir():
 @pytest.fixture(scope="session")
 def repo_root():
     return ROOT
+
+
+@pytest.fixture()
+def tiny_disk(tmp_path):
+    """A mounted tmpfs: tiny_disk("64k") -> its folder, tiny_disk("1m", "ro") a read-only one; unmounted after
+    the test. Needs root (mount): skipped with a message where it is not permitted."""
+    mounted = []
+
+    def mount(size, options=""):
+        folder = tmp_path / f"disk-{uuid.uuid4().hex[:6]}"
+        folder.mkdir()
+        opts = f"size={size}" + (f",{options}" if options else "")
+        done = subprocess.run(["mount", "-t", "tmpfs", "-o", opts, "tmpfs", str(folder)], capture_output=True,
+                              text=True)
+        if done.returncode != 0:
+            pytest.skip(f"cannot mount a tmpfs here ({done.stderr.strip() or 'not root'}): the tests with a "
+                        f"patched write (ENOSPC) or a file in the way cover the same code")
+        mounted.append(folder)
+        return folder
+
+    yield mount
+    for folder in mounted:
+        subprocess.run(["umount", "-l", str(folder)], capture_output=True)

@@ -91,6 +91,33 @@ def steps(site):
     return [e["step"] for e in History(Path(site["workdir"]) / "history.jsonl").entries()]
 
 
+def spoil_candidates(monkeypatch):
+    """Every candidate the next round saves is made worse on purpose, so that the loop must reject it: its ONet
+    never says "face", its classifier gives the opposite answer."""
+    import torch
+
+    import cctv.classifier
+    import cctv.finetune.train
+
+    real_checkpoint, real_save = cctv.finetune.train.checkpoint, cctv.classifier.save_classifier
+
+    def checkpoint(detector, meta):
+        with torch.no_grad():
+            for name, param in detector.onet.named_parameters():
+                if name.endswith("bias") and param.shape == (2,):
+                    param.copy_(torch.tensor([50.0, -50.0]))
+        return real_checkpoint(detector, meta)
+
+    def save_classifier(clf, path):
+        with torch.no_grad():
+            for p in list(clf.network.parameters())[-2:]:
+                p.mul_(-1.0)
+        return real_save(clf, path)
+
+    monkeypatch.setattr(cctv.finetune.train, "checkpoint", checkpoint)
+    monkeypatch.setattr(cctv.classifier, "save_classifier", save_classifier)
+
+
 def test_batches_labels_finetune_promote_then_reject_a_worse_candidate(captured, tmp_path, monkeypatch):
     site = setup_site(captured, tmp_path)
     names = {p.name for p in complete_frames(Path(site["workdir"]) / "uncertain")}
@@ -135,15 +162,15 @@ def test_batches_labels_finetune_promote_then_reject_a_worse_candidate(captured,
         shutil.copy(f, Path(site["workdir"]) / "uncertain" / ("b-" + f.name))
     active_learning.run("run", **site, **TINY)
     drop_labels(site)
-    monkeypatch.setenv("CCTV_AL_TEST_DEGRADE", "1")
-    out = active_learning.run("run", **site, **TINY)
+    with monkeypatch.context() as spoiled:
+        spoil_candidates(spoiled)
+        out = active_learning.run("run", **site, **TINY)
     assert out["versions"] == ["v0002"]
     metrics = registry.read_metrics(Path(site["models_dir"]) / "versions" / "v0002")
     assert metrics["decision"] == "rejected" and "got worse" in metrics["reason"]
     assert registry.current_version(site["models_dir"]) == "v0001"  # the live models did not change
     assert (Path(site["models_dir"]) / "versions" / "v0002" / "detector.pt").is_file()  # kept, with metrics
 
-    monkeypatch.delenv("CCTV_AL_TEST_DEGRADE")
     assert active_learning.run("run", **site, **TINY)["versions"] == []  # a rejected round is not retried
     text = active_learning.run("status", **site, **TINY)
     assert "v0001*   promoted" in text and "v0002    rejected" in text
@@ -154,18 +181,17 @@ def test_batches_labels_finetune_promote_then_reject_a_worse_candidate(captured,
 
 
 def run_cli(site, kill_after=None):
-    env = dict(os.environ)
-    env.pop("CCTV_AL_TEST_DEGRADE", None)
-    if kill_after:
-        env["CCTV_AL_TEST_KILL_AFTER"] = kill_after
-    args = [sys.executable, str(ROOT / "active_learning.py"), "run", "--workdir", site["workdir"],
-            "--models_dir", site["models_dir"], "--nice", "0"]  # full speed beside the test run (tests/test_threads.py)
+    """active_learning.py run in a subprocess; with kill_after, SIGKILLed right after that step (through the
+    test-only launcher tests/al_kill_launcher.py)."""
+    launch = [str(ROOT / "tests" / "al_kill_launcher.py"), kill_after] if kill_after else [str(ROOT / "active_learning.py")]
+    args = [sys.executable, *launch, "run", "--workdir", site["workdir"], "--models_dir", site["models_dir"],
+            "--nice", "0"]  # full speed beside the test run (tests/test_threads.py)
     for k, v in TINY.items():
         if k == "progress":
             args.append("--no_progress")
         else:
             args += [f"--{k}", str(v)]
-    return subprocess.run(args, env=env, capture_output=True, text=True, timeout=300)
+    return subprocess.run(args, capture_output=True, text=True, timeout=300)
 
 
 def test_a_kill_between_any_two_steps_loses_nothing_and_the_next_run_resumes(captured, tmp_path):

@@ -47,7 +47,8 @@ def test_events_file_has_exactly_the_documented_fields(tmp_path):
         log.write(m.update(13, 0.52, 2, 0))
     events = read_events(path)
     assert [tuple(e) for e in events] == [EVENT_FIELDS] * 2
-    assert events[0] == {"time_s": 0.48, "frame": 12, "faces": 3, "protected": 1, "ratio": 0.3333}
+    assert events[0] == {"time_s": 0.48, "frame": 12, "faces": 3, "protected": 1, "ratio": 0.3333, "rule": "frame",
+                         "people": 0, "people_protected": 0, "track_ids": [], "snapshots": []}
     assert [p.name for p in tmp_path.iterdir()] == [path.name]
 
 

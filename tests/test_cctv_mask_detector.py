@@ -52,6 +52,41 @@ def test_alerts_while_people_are_unmasked(tmp_path, detector_model, four_people)
 
 
 @pytest.mark.slow
+def test_alerts_name_the_unmasked_people_once_with_snapshots(tmp_path, detector_model, four_people):
+    summary, out, events = run_job(tmp_path, detector_model, footage_path=str(four_people), max_frames=40)
+    named = [t for e in events for t in e["track_ids"]]
+    assert events and all(e["rule"] == "person" and e["track_ids"] for e in events)
+    assert len(named) == len(set(named)) >= 3  # three or four of the unmasked people, each once
+    assert all(e["people"] >= 1 and e["people_protected"] / e["people"] < 0.75 for e in events)
+    for e in events:
+        frame_shot, *faces = e["snapshots"]
+        assert frame_shot == f"out.mp4.snapshots/alert{events.index(e) + 1:04d}-frame{e['frame']:05d}.jpg"
+        assert faces == [f"out.mp4.snapshots/alert{events.index(e) + 1:04d}-track{t}-face.jpg" for t in e["track_ids"]]
+        for shot in e["snapshots"]:
+            assert (tmp_path / shot).read_bytes()[:2] == b"\xff\xd8"  # a whole JPEG
+    assert sorted(p.name for p in (tmp_path / "out.mp4.snapshots").iterdir()) == sorted(
+        s.split("/")[1] for e in events for s in e["snapshots"])
+    assert summary.people["unprotected"] + summary.people["protected"] >= 3
+
+
+CHANNY_DOOR = "200,0,200,270"  # the door frame's edge in the write-up's camera: leaving = crossing it leftwards
+
+
+@pytest.mark.slow
+def test_the_person_leaving_unmasked_is_named_and_the_masked_one_coming_in_is_not(tmp_path, detector_model,
+                                                                                  shared_dir):
+    footage = shared_dir / "data" / "footage"
+    flags = dict(thresholds=[0.1, 0.2, 0.2], exit_zone=CHANNY_DOOR)  # the write-up's thresholds for this camera
+    summary, _, events = run_job(tmp_path, detector_model, name="out.mp4", footage_path=str(footage / "channy_out.gif"),
+                                 **flags)
+    assert len(events) == 1 and len(events[0]["track_ids"]) == 1 and summary.people["unprotected"] == 1
+    assert (tmp_path / events[0]["snapshots"][0]).is_file()
+    summary, _, events = run_job(tmp_path, detector_model, name="in.mp4", footage_path=str(footage / "channy_in.gif"),
+                                 **flags)
+    assert events == [] and summary.people["protected"] >= 1
+
+
+@pytest.mark.slow
 def test_no_alert_once_everyone_is_masked(tmp_path, detector_model, four_people):
     # The last two seconds as their own clip: a fresh run, no cooldown left over from earlier alerts.
     clip = tmp_path / "last_2s.mp4"
@@ -134,7 +169,12 @@ def test_ctrl_c_leaves_a_playable_video_of_what_was_processed(tmp_path, detector
     count, fps = probe_video(out)[:2]
     assert 4 <= count < 414 and fps == FPS
     assert Path(f"{out}.events.jsonl").is_file()
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["interrupted.mp4", "interrupted.mp4.events.jsonl"]
+    names = sorted(p.name for p in tmp_path.iterdir())
+    assert [n for n in names if n != "interrupted.mp4.snapshots"] == ["interrupted.mp4", "interrupted.mp4.events.jsonl"]
+    # alerts before the interrupt left their snapshots, each one whole (no temporary files)
+    folder = tmp_path / "interrupted.mp4.snapshots"
+    snapshots = sorted(p.name for p in folder.iterdir()) if folder.is_dir() else []
+    assert snapshots == sorted(s.split("/")[-1] for e in read_events(f"{out}.events.jsonl") for s in e["snapshots"])
 
 
 def cli(argv, capsys):
@@ -174,6 +214,17 @@ def test_bad_input_gives_one_clear_line(case, tmp_path, capsys, detector_model, 
     code, lines = cli(argv, capsys)
     assert code == 2 and len(lines) == 1 and lines[0].startswith("error: ") and expected in lines[0], lines
     assert not out.exists()
+
+
+@pytest.mark.parametrize("spec, problem", [("10,20,30", "needs pairs of x,y"), ("0,0,2000,0,2000,900", "outside the 480x270 frame"),
+                                           ("x,1,2,3", "give pixel coordinates")])
+def test_malformed_exit_zone_is_one_line_before_any_work(spec, problem, tmp_path, capsys, detector_model, shared_dir):
+    out = tmp_path / "out.mp4"
+    argv = ["--footage_path", str(shared_dir / "data" / "footage" / "channy_in.gif"), "--output_path", str(out),
+            "--detector_model_path", detector_model, "--exit_zone", spec, "--no_voice", "--quiet"]
+    code, lines = cli(argv, capsys)
+    assert code == 2 and lines == [f"error: --exit_zone {spec}: {lines[0].split(': ', 2)[2]}"] and problem in lines[0]
+    assert not out.exists() and not Path(f"{out}.events.jsonl").exists()
 
 
 def test_bad_input_exits_non_zero_without_traceback(tmp_path):

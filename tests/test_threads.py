@@ -8,6 +8,7 @@ import cv2
 import pytest
 import torch
 
+from cctv.errors import UserError
 from cctv.threads import codec_threads, set_threads
 from cctv.video import open_source
 
@@ -80,6 +81,8 @@ def test_the_cap_reaches_torch_opencv_and_the_codecs(restore_threads, shared_dir
     assert (torch.get_num_threads(), codec_threads()) == (2, 2)
     set_threads(2)
     assert (torch.get_num_threads(), cv2.getNumThreads(), codec_threads()) == (2, 2, 1)
+    with pytest.raises(UserError, match="--threads must be 0"):
+        set_threads(-1)
 
 
 def test_lower_priority_nices_the_process_and_its_own_session():

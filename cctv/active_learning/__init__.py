@@ -5,6 +5,6 @@ A resumable state machine on the file system: every step commits its effect with
 file written by rename) as its last action, so a kill at any point leaves either the old state or the new
 one, and the next run carries on from there. One run at a time (a lock); every step is a line of
 `history.jsonl`."""
-from .loop import LoopConfig, run_loop, status_text
+from .loop import LoopConfig, run_loop, status_report, status_text
 
-__all__ = ["LoopConfig", "run_loop", "status_text"]
+__all__ = ["LoopConfig", "run_loop", "status_report", "status_text"]

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from ..atomic import write_json
 from ..errors import UserError
-from .journal import fsync_dir, kill_after
+from .journal import fsync_dir
 
 BATCH_NAME = re.compile(r"^(\d{4,})$")
 PARTIAL_NAME = re.compile(r"^\.(\d{4,})\.partial$")
@@ -72,7 +72,17 @@ class Batch:
         return (self.folder / "uploaded.json").is_file()
 
     def manifest(self) -> dict:
-        return json.loads((self.folder / "batch.json").read_text())
+        """batch.json; UserError naming it when it is unreadable (`run` rebuilds it: repair_manifests)."""
+        path = self.folder / "batch.json"
+        try:
+            doc = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as e:
+            raise UserError(f"{path}: unreadable batch manifest ({e.__class__.__name__}: {str(e)[:120]}); "
+                            f"`active_learning.py run` rebuilds it from the batch's frames/") from None
+        if not isinstance(doc, dict) or not isinstance(doc.get("frames"), list):
+            raise UserError(f"{path}: not a batch manifest (no frame list); `active_learning.py run` rebuilds "
+                            f"it from the batch's frames/")
+        return doc
 
     def frame_names(self) -> list:
         return list(self.manifest()["frames"])
@@ -161,20 +171,34 @@ def recover_partial_batches(batches_root, history) -> list:
     return done
 
 
+def repair_manifests(batches_root, history) -> list:
+    """A committed batch whose batch.json is unreadable (a disk fault, a hand edit): its frames/ folder holds
+    exactly its frames, so the list is rebuilt from there."""
+    repaired = []
+    for batch in list_batches(batches_root):
+        try:
+            batch.manifest()
+        except UserError as e:
+            frames = sorted(p.name for p in complete_frames(batch.frames_dir))
+            write_json(batch.folder / "batch.json", {"batch": batch.name, "frames": frames,
+                                                     "repaired": time.strftime("%Y-%m-%dT%H:%M:%S")})
+            history.log("batch-manifest-repaired", batch=batch.name, frames=len(frames), problem=str(e))
+            repaired.append(batch.name)
+    return repaired
+
+
 def _finish_partial(partial: Path, history) -> Batch:
     manifest = json.loads((partial / "batch.json").read_text())
     source = Path(manifest["source"])
     frames_dir = partial / "frames"
     missing = []
-    for i, name in enumerate(manifest["frames"]):
+    for name in manifest["frames"]:
         jpeg = source / name
         # the sidecar first: a JPEG left behind alone would look like a frame still being written
         moved_sidecar = _move(sidecar_of(jpeg), frames_dir / (name + SIDECAR))
         moved_jpeg = _move(jpeg, frames_dir / name)
         if not (moved_sidecar and moved_jpeg):
             missing.append(name)
-        if i == 0:
-            kill_after("batch-first-frame-moved")
     if missing:
         # only if someone deleted frames by hand: keep the batch consistent with what is really there
         manifest["frames"] = [n for n in manifest["frames"] if n not in missing]

@@ -1,12 +1,11 @@
-"""The loop's lock, its JSONL history, and the test hook that kills the run after a named step."""
+"""The loop's locks and its JSONL history."""
 import fcntl
 import json
 import os
-import signal
 import time
 from pathlib import Path
 
-KILL_AFTER_ENV = "CCTV_AL_TEST_KILL_AFTER"  # tests: SIGKILL the run right after this step commits
+from ..atomic import write_error
 
 
 class RunLock:
@@ -47,14 +46,18 @@ class History:
     def log(self, step, **fields):
         entry = {"time": time.strftime("%Y-%m-%dT%H:%M:%S"), "pid": os.getpid(), "step": step, **fields}
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.path, "a", encoding="utf-8") as f:
-            f.write(json.dumps(entry, default=str) + "\n")
-            f.flush()
-            os.fsync(f.fileno())
+        try:
+            with open(self.path, "a+b") as f:
+                if f.seek(0, os.SEEK_END) and _last_byte(f) != b"\n":
+                    f.write(b"\n")  # a line torn by a kill (or a full disk) must not swallow this one
+                f.write((json.dumps(entry, default=str) + "\n").encode("utf-8"))
+                f.flush()
+                os.fsync(f.fileno())
+        except OSError as e:
+            raise write_error(self.path, e) from None
         if self.echo:
             detail = ", ".join(f"{k}={v}" for k, v in fields.items() if not isinstance(v, (dict, list)))
             print(f"[{entry['time']}] {step}" + (f": {detail}" if detail else ""), flush=True)
-        kill_after(step)
 
     def entries(self) -> list:
         """Every readable line (a line cut short by a kill is skipped)."""
@@ -69,9 +72,9 @@ class History:
         return out
 
 
-def kill_after(step):
-    if os.environ.get(KILL_AFTER_ENV) == step:
-        os.kill(os.getpid(), signal.SIGKILL)
+def _last_byte(f) -> bytes:
+    f.seek(-1, os.SEEK_END)
+    return f.read(1)
 
 
 def fsync_dir(path):

@@ -2,14 +2,15 @@
 import json
 import os
 import shutil
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from .. import model_registry as registry
-from ..atomic import write_json
-from ..errors import UserError
+from ..atomic import check_writable_dir, write_json
+from ..errors import UserError, check_range, check_threads
 from .batches import (check_same_filesystem, complete_frames, list_batches, recover_partial_batches,
-                      take_batch)
+                      repair_manifests, take_batch)
 from .journal import History, RunLock, fsync_dir
 from .training import (TrainSettings, decide, evaluate_models, load_batch_labels, split_batch,
                        train_classifier_candidate, train_mtcnn)
@@ -42,28 +43,58 @@ def run_loop(cfg: LoopConfig) -> dict:
     """One cron tick. Returns what happened: {"busy": bool, "batches": [...], "versions": [...]}."""
     if cfg.batch_frames < 1:
         raise UserError(f"--batch_frames must be at least 1, got {cfg.batch_frames}")
+    check_threads(cfg.threads)
+    _check_numbers(cfg)
+    for folder, flag in ((cfg.workdir, "--workdir"), (cfg.uncertain, "--uncertain_frames_dir"),
+                         (registry.versions_dir(cfg.models_dir), "--models_dir")):
+        check_writable_dir(folder, flag)  # before any work: a round would otherwise fail only at its end
     workdir = Path(cfg.workdir)
     workdir.mkdir(parents=True, exist_ok=True)
-    lock = RunLock(workdir / ".lock")
-    if not lock.acquire():
-        print(f"another active_learning.py run holds {lock.path}: nothing to do this time")
-        return {"busy": True, "batches": [], "versions": []}
-    history = History(workdir / "history.jsonl")
+    # The work folder's lock, then the models folder's: two sites sharing one models folder take turns.
+    locks = [RunLock(workdir / ".lock")]
+    models_lock = Path(cfg.models_dir) / ".lock"
+    if models_lock.resolve() != locks[0].path.resolve():
+        locks.append(RunLock(models_lock))
+    held = []
     try:
-        history.log("run-start", pid=os.getpid())
-        outcome = {"busy": False, "batches": [], "versions": []}
-        recover_partial_batches(cfg.batches_root, history)
-        _repair_current_pointer(cfg.models_dir, history)
-        outcome["batches"] = _collect(cfg, history)
-        if cfg.spb_project:
-            _sync_suite(cfg, history)
-        version = _training_round(cfg, history)
-        if version:
-            outcome["versions"].append(version)
-        history.log("run-end")
-        return outcome
+        for lock in locks:
+            if not lock.acquire():
+                print(f"another active_learning.py run holds {lock.path}: nothing to do this time")
+                return {"busy": True, "batches": [], "versions": []}
+            held.append(lock)
+        return _tick(cfg, History(workdir / "history.jsonl"))
     finally:
-        lock.release()
+        for lock in reversed(held):
+            lock.release()
+
+
+def _check_numbers(cfg):
+    t = cfg.train
+    check_range("--labels_settle_s", cfg.labels_settle_s, 0)
+    check_range("--tolerance", cfg.tolerance, 0)
+    check_range("--holdout_fraction", t.holdout_fraction, 0, 1, hi_open=True)
+    check_range("--max_train_frames", t.max_train_frames, 0)
+    for flag in ("mtcnn_epochs", "mtcnn_batch_size", "classifier_epochs", "classifier_batch_per_class",
+                 "classifier_examples_per_class"):
+        check_range(f"--{flag}", getattr(t, flag), 1)
+    for flag in ("mtcnn_lr", "classifier_lr"):
+        check_range(f"--{flag}", getattr(t, flag), 0, lo_open=True)
+
+
+def _tick(cfg, history) -> dict:
+    history.log("run-start", pid=os.getpid())
+    outcome = {"busy": False, "batches": [], "versions": []}
+    recover_partial_batches(cfg.batches_root, history)
+    repair_manifests(cfg.batches_root, history)
+    _repair_current_pointer(cfg.models_dir, history)
+    outcome["batches"] = _collect(cfg, history)
+    if cfg.spb_project:
+        _sync_suite(cfg, history)
+    version = _training_round(cfg, history)
+    if version:
+        outcome["versions"].append(version)
+    history.log("run-end")
+    return outcome
 
 
 # --- step 1: uncertain frames -> batches ---------------------------------------------------------------
@@ -112,11 +143,27 @@ def _partial_versions(models_dir):
     return sorted(p for p in root.iterdir() if p.name.startswith(".v") and p.name.endswith(".partial"))
 
 
+def _read_plan(partial) -> dict | None:
+    """A half-done round's plan, or None when it is missing or unreadable."""
+    try:
+        plan = json.loads((partial / "plan.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(plan, dict) or not {"version", "batches", "base"} <= set(plan):
+        return None
+    return plan
+
+
 def _training_round(cfg, history):
-    partials = [p for p in _partial_versions(cfg.models_dir) if (p / "plan.json").is_file()]
-    for stale in _partial_versions(cfg.models_dir):
-        if stale not in partials:  # killed before its plan was written: nothing in it yet
-            shutil.rmtree(stale)
+    partials = []
+    for partial in _partial_versions(cfg.models_dir):
+        if _read_plan(partial) is not None:
+            partials.append(partial)
+        elif (partial / "plan.json").exists():  # a corrupt plan: what was made under it can't be trusted
+            shutil.rmtree(partial)
+            history.log("round-discarded", folder=partial.name, reason="plan.json unreadable: the round is redone")
+        else:  # killed before its plan was written: nothing in it yet
+            shutil.rmtree(partial)
     if partials:
         history.log("round-resume", version=partials[0].name)
         return _run_round(cfg, partials[0], history)
@@ -213,7 +260,13 @@ def _run_round(cfg, partial: Path, history):
 
 def _repair_current_pointer(models_dir, history):
     """A run killed between committing a promoted version and swapping the pointer: swap it now. (A pointer
-    written after the version, e.g. a rollback by hand, is left alone.)"""
+    written after the version, e.g. a rollback by hand, is left alone.) A broken pointer is pointed again at
+    the last promoted version, loudly."""
+    try:
+        registry.read_pointer(models_dir)
+    except UserError as e:
+        _replace_broken_pointer(models_dir, history, str(e).split("; ")[0])
+        return
     versions = registry.list_versions(models_dir)
     if not versions:
         return
@@ -227,6 +280,20 @@ def _repair_current_pointer(models_dir, history):
     history.log("promoted", version=name, resumed=True)
 
 
+def _replace_broken_pointer(models_dir, history, problem):
+    pointer = Path(models_dir) / registry.CURRENT_FILE
+    last = registry.last_promoted_version(models_dir)
+    if last is None:
+        os.replace(pointer, pointer.with_name(pointer.name + ".broken"))
+        print(f"warning: {problem}: no version was ever promoted, so it is moved aside to "
+              f"{pointer.name}.broken and the hand-trained models are live", file=sys.stderr)
+        history.log("pointer-removed", problem=problem)
+        return
+    registry.set_current(models_dir, last[1])
+    print(f"warning: {problem}: repaired, it points again at the last promoted version {last[0]}", file=sys.stderr)
+    history.log("pointer-repaired", version=last[0], problem=problem)
+
+
 # --- status ---------------------------------------------------------------------------------------------
 def batch_rows(cfg) -> list:
     trained = trained_batches(cfg.models_dir)
@@ -238,6 +305,11 @@ def batch_rows(cfg) -> list:
             pass
     rows = []
     for batch in list_batches(cfg.batches_root):
+        try:
+            frames = len(batch.frame_names())
+        except UserError as e:
+            rows.append({"batch": batch.name, "state": "broken batch.json", "frames": "?", "problem": str(e)})
+            continue
         if batch.name in trained:
             state = "trained"
         elif batch.name in planned:
@@ -248,20 +320,32 @@ def batch_rows(cfg) -> list:
             state = "labels arriving"
         else:
             state = "awaiting labels" + (" (uploaded)" if batch.uploaded else "")
-        rows.append({"batch": batch.name, "state": state, "frames": len(batch.frame_names())})
+        rows.append({"batch": batch.name, "state": state, "frames": frames})
     return rows
 
 
 def status_text(cfg) -> str:
+    return status_report(cfg)[0]
+
+
+def status_report(cfg):
+    """(the status text, the problems found: broken files, each a one-line message naming the file)."""
+    problems = []
     lines = [f"work folder {cfg.workdir}; uncertain frames {cfg.uncertain}"]
     waiting = len(complete_frames(cfg.uncertain))
     lines.append(f"uncertain frames waiting: {waiting} (a batch is taken at {cfg.batch_frames})")
     rows = batch_rows(cfg)
     lines += ["", "batch  state                      frames"]
     lines += [f"{r['batch']:<6} {r['state']:<26} {r['frames']:>6}" for r in rows] or ["(no batches yet)"]
+    problems += [r["problem"] for r in rows if "problem" in r]
     pending = [r["batch"] for r in rows if r["state"].startswith("awaiting")]
     lines.append(f"pending labels: {', '.join(pending) if pending else 'none'}")
-    current = registry.current_version(cfg.models_dir)
+    try:
+        current = registry.current_version(cfg.models_dir)
+        detector, mtcnn = registry.current_model_paths(cfg.models_dir)
+    except UserError as e:
+        problems.append(str(e))
+        current = detector = mtcnn = None
     lines += ["", "version  decision  AP@0.5 cur->new  accuracy cur->new  false/frame new  batches"]
     for name, folder in registry.list_versions(cfg.models_dir):
         m = registry.read_metrics(folder)
@@ -271,13 +355,15 @@ def status_text(cfg) -> str:
             f"{_pct(cur, 'detection', 'ap50'):>6} -> {_pct(new, 'detection', 'ap50'):<6}  "
             f"{_pct(cur, 'classifier', 'accuracy'):>6} -> {_pct(new, 'classifier', 'accuracy'):<8}  "
             f"{_num(new, 'detection', 'false_per_frame'):>15}  {','.join(m.get('batches', []))}")
-    detector, mtcnn = registry.current_model_paths(cfg.models_dir)
-    lines.append(f"current: {current or 'none promoted yet'} -> {detector}, MTCNN {mtcnn or 'pretrained'}"
-                 + ("   (* = current)" if current else ""))
+    if detector is None:
+        lines.append(f"current: {Path(cfg.models_dir) / registry.CURRENT_FILE} is broken (see below)")
+    else:
+        lines.append(f"current: {current or 'none promoted yet'} -> {detector}, MTCNN {mtcnn or 'pretrained'}"
+                     + ("   (* = current)" if current else ""))
     partials = _partial_versions(cfg.models_dir)
     if partials:
         lines.append(f"in progress: {', '.join(p.name for p in partials)} (the next run resumes it)")
-    return "\n".join(lines)
+    return "\n".join(lines), problems
 
 
 def _get(d, *keys):

@@ -1,15 +1,12 @@
 """A candidate version: MTCNN and the classifier fine-tuned from the current models on every labeled batch,
 then both candidates and the current models scored on the same fixed evaluation set."""
 import math
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import UserError, user_errors
-
-DEGRADE_ENV = "CCTV_AL_TEST_DEGRADE"  # tests: spoil the candidate so that the loop must reject it
 
 
 @dataclass
@@ -80,8 +77,6 @@ def train_mtcnn(base_mtcnn, detector_settings, train_items, out_path, s: TrainSe
             note = f"not fine-tuned ({e}): weights unchanged"
     if note != "fine-tuned":  # the candidate still gets its own checkpoint: the same weights as its base
         meta = {"note": note, "started_from": str(base_mtcnn or "pretrained")}
-    if os.environ.get(DEGRADE_ENV):
-        _degrade_mtcnn(detector)
     save_torch(checkpoint(detector, meta), out_path)
     return note
 
@@ -112,28 +107,8 @@ def train_classifier_candidate(base_detector, train_items, out_path, s: TrainSet
         clf = MaskClassifier(network, base.arch, base.input_size, base.mtcnn_settings,
                              {**base.metadata, "active_learning": {"faces": counts, **summary}})
         note = f"fine-tuned on {counts}"
-    if os.environ.get(DEGRADE_ENV):
-        _degrade_classifier(clf)
     save_classifier(clf, out_path)
     return note
-
-
-def _degrade_mtcnn(detector):
-    import torch
-
-    with torch.no_grad():  # ONet never says "face": no detections at all
-        for name, param in detector.onet.named_parameters():
-            if name.endswith("bias") and param.shape == (2,):
-                param.copy_(torch.tensor([50.0, -50.0]))
-
-
-def _degrade_classifier(clf):
-    import torch
-
-    with torch.no_grad():  # the opposite answer every time
-        last = [p for p in clf.network.parameters()][-2:]
-        for p in last:
-            p.mul_(-1.0)
 
 
 def evaluate_models(detector_path, mtcnn_path, eval_items, s: TrainSettings) -> dict:

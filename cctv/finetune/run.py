@@ -3,7 +3,7 @@ from pathlib import Path
 
 import torch
 
-from ..atomic import save_torch
+from ..atomic import check_writable, save_torch
 from ..errors import UserError, user_errors
 from .train import FinetuneSettings, checkpoint, checkpoint_meta, finetune, parse_stages, split_frames, summary
 
@@ -65,8 +65,13 @@ def run_finetune(labels_dir, metadata_dir=None, images_dir=None, mtcnn_model_out
     if not 0 < val_fraction < 1:
         raise UserError(f"--val_fraction must be between 0 and 1, got {val_fraction}")
     _check_device(device)
+    check_writable(mtcnn_model_output_path, "--mtcnn_model_output_path")  # before any work
     items = load_labeled_frames(labels_dir, metadata_dir, images_dir, class_map)
     train_items, val_items = split_frames(items, val_fraction, seed)
+    if not any(len(item.boxes) for item in train_items):
+        raise UserError(f"{labels_dir}: no labeled faces in the {len(train_items)} training frames "
+                        f"({sum(len(i.boxes) for i in val_items)} in the held-out ones): fine-tuning on "
+                        f"background only would teach MTCNN that there are no faces")
     print(f"{len(items)} labeled frames: {len(train_items)} for training, {len(val_items)} for validation "
           f"(seed {seed}); fine-tuning {', '.join(settings.stages)}")
 
