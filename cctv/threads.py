@@ -3,8 +3,8 @@
 torch's CPU threads are OpenMP's (libgomp here). By default a waiting OpenMP thread spins for a while
 before it sleeps; when another process holds the other core, the spinning thread burns its time slice
 while the thread it waits for is not even running, and 2 threads end up 12x slower than 1 (issue 21).
-With OMP_WAIT_POLICY=PASSIVE a waiting thread sleeps at once: under contention the job keeps its fair
-share, and alone it runs as fast (benchmarks/bench_contention.py, README "Threads and shared machines").
+With OMP_WAIT_POLICY=PASSIVE a waiting thread sleeps at once, and under contention the job keeps about its
+fair share (benchmarks/bench_contention.py, README "Threads and shared machines").
 
 libgomp reads the policy once, when torch is loaded, so `prefer_passive_wait()` runs on `import cctv`,
 before any cctv module imports torch; an OMP_WAIT_POLICY or GOMP_SPINCOUNT set by the user wins.
@@ -58,7 +58,8 @@ def codec_threads() -> int:
 
 
 def free_cores() -> int:
-    """The usable cores that other work leaves free now (1-minute load average), at least 1."""
+    """The usable cores that other work leaves free now (1-minute load average), at least 1. Measured by
+    bench_contention.py, not used by the jobs: fewer threads give away the job's share of a busy machine."""
     return max(1, usable_cores() - round(os.getloadavg()[0]))
 
 
