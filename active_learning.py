@@ -8,6 +8,7 @@ detection AP nor classifier accuracy gets worse.
     python active_learning.py status
 """
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -70,8 +71,9 @@ def parse_opt(argv=None):
     p.add_argument("--spb_ready_statuses", default="SUBMITTED",
                    help="Suite label statuses that count as labeled (comma-separated)")
     p.add_argument("--threads", type=int, default=d.threads, help="torch CPU threads")
-    p.add_argument("--nice", type=int, default=10,
-                   help="run: this much nicer than the main job, which keeps its frame rate (0: don't)")
+    p.add_argument("--nice", type=int, default=int(os.environ.get("CCTV_AL_NICE", 10)),
+                   help="run: this much nicer than the main job, which keeps its frame rate (0: don't; "
+                        "default from CCTV_AL_NICE, which the test run sets to 0)")
     g = p.add_argument_group("fine-tuning (small settings keep a cron tick short)")
     g.add_argument("--mtcnn_epochs", type=int, default=t.mtcnn_epochs)
     g.add_argument("--mtcnn_stages", default=t.mtcnn_stages, help="any of pnet,rnet,onet")

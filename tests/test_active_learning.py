@@ -184,8 +184,7 @@ def run_cli(site, kill_after=None):
     """active_learning.py run in a subprocess; with kill_after, SIGKILLed right after that step (through the
     test-only launcher tests/al_kill_launcher.py)."""
     launch = [str(ROOT / "tests" / "al_kill_launcher.py"), kill_after] if kill_after else [str(ROOT / "active_learning.py")]
-    args = [sys.executable, *launch, "run", "--workdir", site["workdir"], "--models_dir", site["models_dir"],
-            "--nice", "0"]  # full speed beside the test run (tests/test_threads.py)
+    args = [sys.executable, *launch, "run", "--workdir", site["workdir"], "--models_dir", site["models_dir"]]
     for k, v in TINY.items():
         if k == "progress":
             args.append("--no_progress")

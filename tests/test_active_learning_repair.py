@@ -15,11 +15,10 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def cli(argv, capsys, module=active_learning):
-    """(exit code, stdout, stderr lines) of a script's main (the loop's at --nice 0: it runs in the test process)."""
+    """(exit code, stdout, stderr lines) of a script's main."""
     code = 0
-    nice = ["--nice", "0"] if module is active_learning else []
     try:
-        module.main(module.parse_opt([str(a) for a in argv] + nice))
+        module.main(module.parse_opt([str(a) for a in argv]))
     except SystemExit as e:
         code = e.code
     out = capsys.readouterr()
