@@ -15,6 +15,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from cctv.errors import cli_main  # noqa: E402
+from cctv.labels import add_class_map_argument  # noqa: E402
 from cctv.mask_dataset_prep import run_prepare  # noqa: E402
 from cctv.threads import set_threads  # noqa: E402
 
@@ -35,6 +36,7 @@ def parse_opt(argv=None):
                    help="labeled photos: a Suite export (or its labels/), COCO .json, VOC or YOLO folder")
     p.add_argument("--metadata_dir", default=None, help="the Suite export's meta/<dataset> folder, if needed")
     p.add_argument("--images_dir", default=None, help="folder with the labeled photos")
+    add_class_map_argument(p)
     p.add_argument("--output_path", default="mask_dataset", help="where train/ and test/ go")
     p.add_argument("--train_per_class", type=int, default=500,
                    help="images per class to train/ from --source_path; the rest go to test/")

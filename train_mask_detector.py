@@ -14,6 +14,7 @@ if str(ROOT) not in sys.path:
 
 from cctv.classifier import ARCHITECTURES  # noqa: E402
 from cctv.errors import cli_main  # noqa: E402
+from cctv.labels import add_class_map_argument  # noqa: E402
 from cctv.face_dataset import DEFAULT_CACHE_DIR  # noqa: E402
 from cctv.mask_training import run_training  # noqa: E402
 from cctv.threads import set_threads  # noqa: E402
@@ -45,6 +46,7 @@ def parse_opt(argv=None):
                    help="add labeled live faces: crops of the labeled boxes of this export/labels folder")
     p.add_argument("--metadata_dir", default=None, help="the Suite export's meta/<dataset> folder, if needed")
     p.add_argument("--images_dir", default=None, help="folder with the labeled images, if not in the export")
+    add_class_map_argument(p)
     p.add_argument("--test_examples_path", nargs="*", default=[],
                    help="test folders to score the trained model on; metrics are stored in the checkpoint")
     p.add_argument("--arch", default=DEFAULT_ARCH, choices=sorted(ARCHITECTURES),

@@ -7,6 +7,7 @@
 - render_speech() renders the message to samples, for mixing into the output video's audio track.
 """
 import contextlib
+import errno
 import io
 import json
 import os
@@ -22,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from .atomic import write_text
+from .errors import UserError
 
 DEFAULT_MESSAGE = "Don't forget to wear your mask before leaving the office!"
 EVENT_FIELDS = ("time_s", "frame", "faces", "protected", "ratio", "rule", "people", "people_protected",
@@ -124,11 +126,25 @@ class EventLog:
 
     def __init__(self, path):
         self.path = Path(path)
-        write_text(self.path, "")
-        self.fd = os.open(self.path, os.O_WRONLY | os.O_APPEND)
+        try:
+            write_text(self.path, "")
+            self.fd = os.open(self.path, os.O_WRONLY | os.O_APPEND)
+        except OSError as e:
+            raise UserError(f"{self.path}: cannot write the events file ({e.strerror or e})") from None
 
     def write(self, event: AlertEvent):
-        os.write(self.fd, (event.to_json() + "\n").encode("utf-8"))
+        """Append one line; on a failed or short write (disk full) the line is taken back and UserError raised."""
+        line = (event.to_json() + "\n").encode("utf-8")
+        end = os.fstat(self.fd).st_size
+        try:
+            if os.write(self.fd, line) != len(line):
+                raise OSError(errno.ENOSPC, "short write (disk full?)")
+        except OSError as e:
+            try:
+                os.ftruncate(self.fd, end)  # never a torn line for the readers
+            except OSError:
+                pass
+            raise UserError(f"{self.path}: writing an alert failed ({e.strerror or e})") from None
 
     def close(self):
         if self.fd is not None:

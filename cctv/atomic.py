@@ -7,6 +7,7 @@ import errno
 import io
 import json
 import os
+import secrets
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
@@ -29,24 +30,29 @@ def write_error(path, e: OSError) -> Exception:
 @contextmanager
 def atomic_path(path, suffix=None):
     """Yield a temporary path beside `path`; on success rename it to `path`, on error remove it.
-    `suffix` defaults to the target's own (so writers that infer a format from the name still work)."""
+    `suffix` defaults to the target's own (so writers that infer a format from the name still work).
+    The temporary name is chosen before the file is made, inside the cleanup's reach: a stop signal at any
+    point (Ctrl-C, SIGTERM) leaves no temporary file behind."""
     path = Path(path)
     suffix = path.suffix if suffix is None else suffix
+    tmp = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.tmp-", suffix=suffix, dir=path.parent)
-    except OSError as e:
-        raise write_error(path, e) from None
-    os.close(fd)
-    os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; outputs get the usual permissions
-    try:
-        yield Path(tmp)
+        while True:
+            tmp = path.with_name(f".{path.stem}.tmp-{secrets.token_hex(6)}{suffix}")
+            try:  # 0o666 less the umask: the usual permissions of an output
+                os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+                break
+            except FileExistsError:
+                continue
+        yield tmp
         os.replace(tmp, path)
     except BaseException as e:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
+        if tmp is not None:
+            try:
+                os.unlink(tmp)
+            except FileNotFoundError:
+                pass
         if isinstance(e, OSError):
             raise write_error(path, e) from None
         raise
@@ -69,12 +75,6 @@ def check_writable(path, what="output"):
 
 def check_writable_dir(folder, what):
     check_writable(Path(folder) / "probe", what)
-
-
-def _umask():
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 def write_bytes(path, data: bytes, suffix=None):

@@ -41,14 +41,15 @@ class FrameMatch:
     gt_ignored: np.ndarray
 
 
-def match_frame(det_boxes, det_scores, gt_boxes, iou_threshold=0.5, min_size=0.0) -> FrameMatch:
+def match_frame(det_boxes, det_scores, gt_boxes, iou_threshold=0.5, min_size=0.0, max_size=np.inf) -> FrameMatch:
     """Greedy matching in descending score order (COCO style): a detection takes the unmatched counted face
     it overlaps most (IoU >= threshold); failing that, one overlapping an ignored face makes it IGNORED;
-    else (including a second detection of an already found face) it is a FALSE_POSITIVE."""
+    else (including a second detection of an already found face) it is a FALSE_POSITIVE. Faces of max_size
+    px or more are ignored too (to score one band of face sizes)."""
     det_boxes = np.asarray(det_boxes, dtype=np.float64).reshape(-1, 4)
     det_scores = np.asarray(det_scores, dtype=np.float64).reshape(-1)
     gt_boxes = np.asarray(gt_boxes, dtype=np.float64).reshape(-1, 4)
-    gt_ignored = short_side(gt_boxes) < min_size
+    gt_ignored = (short_side(gt_boxes) < min_size) | (short_side(gt_boxes) >= max_size)
     gt_found = np.zeros(len(gt_boxes), dtype=bool)
     outcome = np.full(len(det_boxes), FALSE_POSITIVE, dtype=np.int8)
     if len(det_boxes) == 0 or len(gt_boxes) == 0:
@@ -100,15 +101,16 @@ class DetectionMetrics:
         return asdict(self)
 
 
-def evaluate(predictions, truths, iou_threshold=0.5, min_size=0.0) -> DetectionMetrics:
-    """predictions: per frame (boxes (N,4), scores (N,)); truths: per frame (boxes (M,4), classes [M])."""
+def evaluate(predictions, truths, iou_threshold=0.5, min_size=0.0, max_size=np.inf) -> DetectionMetrics:
+    """predictions: per frame (boxes (N,4), scores (N,)); truths: per frame (boxes (M,4), classes [M]).
+    Faces outside [min_size, max_size) px (short side) are ignored."""
     if len(predictions) != len(truths):
         raise ValueError(f"{len(predictions)} predicted frames for {len(truths)} labeled frames")
     all_scores, all_true = [], []
     found, counted = {}, {}
     n_fp = n_ignored = 0
     for (det_boxes, det_scores), (gt_boxes, gt_classes) in zip(predictions, truths):
-        m = match_frame(det_boxes, det_scores, gt_boxes, iou_threshold, min_size)
+        m = match_frame(det_boxes, det_scores, gt_boxes, iou_threshold, min_size, max_size)
         kept = m.outcome != IGNORED
         all_scores.append(np.asarray(det_scores, dtype=np.float64).reshape(-1)[kept])
         all_true.append(m.outcome[kept] == TRUE_POSITIVE)

@@ -1,7 +1,10 @@
 """User-facing errors: one clear line and a non-zero exit, never a traceback for a user mistake."""
+import signal
 import sys
 from contextlib import contextmanager
 from functools import wraps
+
+STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name))
 
 
 class UserError(Exception):
@@ -18,20 +21,60 @@ def user_errors(*kinds):
         raise UserError(str(e)) from None
 
 
+class Interrupted(KeyboardInterrupt):
+    """A stop signal (SIGTERM, SIGHUP) handled like Ctrl-C: cleanup runs, then exit 128 + the signal."""
+
+    def __init__(self, signum):
+        super().__init__(signum)
+        self.signum = signum
+
+
+@contextmanager
+def stop_signals_as_interrupt():
+    """SIGTERM and SIGHUP (a service stopped, a terminal closed) raise Interrupted, as Ctrl-C raises
+    KeyboardInterrupt, so that `finally` blocks run: temporary files are removed, a video is closed and kept.
+    (SIGKILL can't be caught: what must survive it is written to survive it.)"""
+    def interrupt(signum, frame):
+        raise Interrupted(signum)
+
+    with handling_signals(STOP_SIGNALS[1:], interrupt):
+        yield
+
+
+@contextmanager
+def handling_signals(signums, handler):
+    """`handler` for `signums` inside the block, the previous handlers after; nothing outside the main
+    thread (where Python can't handle signals)."""
+    try:
+        previous = {s: signal.signal(s, handler) for s in signums}
+    except ValueError:  # not the main thread
+        yield
+        return
+    try:
+        yield
+    finally:
+        for s, old in previous.items():
+            signal.signal(s, old)
+
+
 def cli_main(main):
     """Decorate a script's `main(opt)`: a UserError prints `error: <message>` and exits 2;
-    Ctrl-C exits 130 after whatever cleanup the script's own `finally` blocks did."""
+    Ctrl-C exits 130, SIGTERM 143, SIGHUP 129 (128 + the signal) after whatever cleanup the script's own
+    `finally` blocks did."""
 
     @wraps(main)
     def wrapper(*args, **kwargs):
         try:
-            return main(*args, **kwargs)
+            with stop_signals_as_interrupt():
+                return main(*args, **kwargs)
         except UserError as e:
             print(f"error: {e}", file=sys.stderr)
             sys.exit(2)
-        except KeyboardInterrupt:
-            print("interrupted", file=sys.stderr)
-            sys.exit(130)
+        except KeyboardInterrupt as e:
+            signum = getattr(e, "signum", signal.SIGINT)
+            name = signal.Signals(signum).name if signum != signal.SIGINT else ""
+            print(f"interrupted{f' ({name})' if name else ''}", file=sys.stderr)
+            sys.exit(128 + signum)
 
     return wrapper
 

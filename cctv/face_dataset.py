@@ -131,11 +131,15 @@ class CropCache:
         write_bytes(self._path(digest, "face" if face_found else "whole"), png.tobytes())
 
 
+MTCNN_ARGUMENTS = ("image_size", "margin", "min_face_size", "thresholds", "factor")
+
+
 def make_mtcnn(mtcnn_settings, mtcnn_model_path=None):
     from mtcnn import MTCNN, MTCNNWeightsError
 
+    settings = {k: v for k, v in mtcnn_settings.items() if k in MTCNN_ARGUMENTS}  # not e.g. "weights"
     with user_errors(MTCNNWeightsError):
-        return MTCNN(**mtcnn_settings, keep_all=True, select_largest=True, weights_path=mtcnn_model_path)
+        return MTCNN(**settings, keep_all=True, select_largest=True, weights_path=mtcnn_model_path)
 
 
 def largest_face_crop(mtcnn, img, image_size, margin):

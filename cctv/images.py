@@ -20,7 +20,7 @@ def load_image(path) -> np.ndarray:
         with Image.open(path) as img:
             img.load()
             return to_rgb_array(img)
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as e:
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, Image.DecompressionBombError) as e:
         raise UserError(f"{path}: not a readable image ({e.__class__.__name__}: {e})") from None
 
 

@@ -149,7 +149,8 @@ def crop_labeled_photos(items, output, test_fraction, min_face_size, seed, repor
 
 
 def run_prepare(source_path=None, labels_dir=None, metadata_dir=None, images_dir=None, output_path="mask_dataset",
-                train_per_class=500, test_fraction=0.2, min_face_size=20, seed=0, overwrite=False, progress=True):
+                train_per_class=500, test_fraction=0.2, min_face_size=20, seed=0, overwrite=False, progress=True,
+                class_map=None):
     if source_path is None and labels_dir is None:
         raise UserError("nothing to prepare: give --source_path (with_mask/, without_mask/) and/or --labels_dir")
     check_range("--train_per_class", train_per_class, 0)
@@ -164,7 +165,7 @@ def run_prepare(source_path=None, labels_dir=None, metadata_dir=None, images_dir
     if labels_dir is not None:
         from .labels import load_labels
 
-        labels = load_labels(labels_dir, metadata_dir=metadata_dir, images_dir=images_dir)
+        labels = load_labels(labels_dir, metadata_dir=metadata_dir, images_dir=images_dir, class_map=class_map)
         print(labels.report)
         items = labels.items
     report = PrepReport()

@@ -108,7 +108,7 @@ def _to_tensor(crops):
 
 def evaluate_network(network, crops, labels, arch):
     """(mean BCE loss, metrics dict) of a network on crops."""
-    probs = MaskClassifier(network, arch).predict(crops)
+    probs = MaskClassifier(network, arch, input_size=crops.shape[1]).predict(crops)  # as trained: no resize
     p = np.clip(probs.astype(np.float64), 1e-7, 1 - 1e-7)
     loss = float(-np.mean(labels * np.log(p) + (1 - labels) * np.log(1 - p)))
     network.train()
@@ -170,7 +170,7 @@ def train_classifier(crops, labels, arch="small", num_epochs=50, batch_size_per_
 
 def load_training_faces(train_examples_path, train_dataset_size_per_class=None, labels_dir=None,
                         metadata_dir=None, images_dir=None, mtcnn_settings=None, mtcnn_model_path=None,
-                        cache_dir=DEFAULT_CACHE_DIR, seed=0, progress=True):
+                        cache_dir=DEFAULT_CACHE_DIR, seed=0, progress=True, class_map=None):
     """FaceSets of every training source: each class folder (MTCNN crops, cached) and the labeled faces."""
     sets = [face_crops_from_folder(path, train_dataset_size_per_class, seed, mtcnn_settings=mtcnn_settings,
                                    mtcnn_model_path=mtcnn_model_path, cache_dir=cache_dir, progress=progress)
@@ -178,7 +178,7 @@ def load_training_faces(train_examples_path, train_dataset_size_per_class=None, 
     if labels_dir is not None:
         from .labels import load_labels
 
-        labels = load_labels(labels_dir, metadata_dir=metadata_dir, images_dir=images_dir)
+        labels = load_labels(labels_dir, metadata_dir=metadata_dir, images_dir=images_dir, class_map=class_map)
         print(labels.report)
         sets.append(face_crops_from_labels(labels.items, mtcnn_settings["image_size"], source=str(labels_dir),
                                            progress=progress))
@@ -202,7 +202,7 @@ def run_training(train_examples_path=("mask_dataset/train",), train_dataset_size
                  batch_size_per_class=16, num_epochs=50, detector_model_output_path="models/detector.pt",
                  mtcnn_model_path=None, pretrained_detector_model_path=None, labels_dir=None, metadata_dir=None,
                  images_dir=None, test_examples_path=(), arch="small", val_fraction=0.1, lr=3e-3, seed=0,
-                 augment=True, cache_dir=str(DEFAULT_CACHE_DIR), threads=2, progress=True):
+                 augment=True, cache_dir=str(DEFAULT_CACHE_DIR), threads=2, progress=True, class_map=None):
     """train_mask_detector.py: crops -> training -> test metrics -> checkpoint (atomic). Returns the classifier."""
     if check_threads(threads):
         torch.set_num_threads(threads)
@@ -219,7 +219,7 @@ def run_training(train_examples_path=("mask_dataset/train",), train_dataset_size
         pretrained = load_classifier(pretrained_detector_model_path)
         arch, init_state, settings = pretrained.arch, pretrained.network.state_dict(), pretrained.mtcnn_settings
     sets = load_training_faces(train_examples_path, train_dataset_size_per_class, labels_dir, metadata_dir,
-                               images_dir, settings, mtcnn_model_path, cache_dir, seed, progress)
+                               images_dir, settings, mtcnn_model_path, cache_dir, seed, progress, class_map)
     print(sources_table([s.summary() for s in sets]))
     for s in sets:
         if s.unreadable:

@@ -5,7 +5,8 @@ H.264 video, in batches of frames that stream through (memory stays flat however
 `cctv_mask_detector.py`.
 """
 import ctypes
-import signal
+import json
+import os
 import sys
 import time
 from contextlib import contextmanager
@@ -17,10 +18,13 @@ from tqdm import tqdm
 
 from .alerts import DEFAULT_MESSAGE, AlertMonitor, EventLog, PersonAlertMonitor, VoiceAlert, render_speech
 from .annotate import draw_banner, draw_faces, draw_people
-from .errors import UserError, check_range, check_threads, user_errors
+from .atomic import write_text
+from .errors import (STOP_SIGNALS, Interrupted, UserError, check_range, check_threads, handling_signals,
+                     stop_signals_as_interrupt, user_errors)
 from .exit_zone import parse_exit_zone
 from .threads import codec_threads, set_threads
-from .video import URL_SCHEMES, BackgroundWriter, VideoWriter, check_writable, check_writable_dir, open_source, prefetch
+from .video import (URL_SCHEMES, BackgroundWriter, VideoWriter, check_writable, check_writable_dir, open_source,
+                    partial_path, prefetch)
 
 DEFAULT_DETECTOR = "models/detector.pt"
 ALERT_BANNER_S = 2.0  # the banner stays red this long after an alert
@@ -70,13 +74,14 @@ class MaskPipeline:
         from mtcnn import MTCNN, MTCNNWeightsError  # noqa: heavy imports only when a pipeline is built
 
         from .classifier import load_classifier
+        from .face_dataset import MTCNN_ARGUMENTS
 
         device = _check_device(device)
         if mtcnn_model_path and not Path(mtcnn_model_path).is_file():
             raise UserError(f"{mtcnn_model_path}: no such MTCNN checkpoint")
         classifier = load_classifier(detector_model_path, device=device)
-        settings = {k: v for k, v in classifier.mtcnn_settings.items()
-                    if k in ("image_size", "margin", "min_face_size", "thresholds", "factor")}
+        mtcnn_model_path = mtcnn_model_path or paired_mtcnn(classifier, detector_model_path)
+        settings = {k: v for k, v in classifier.mtcnn_settings.items() if k in MTCNN_ARGUMENTS}
         if thresholds is not None:
             settings["thresholds"] = list(thresholds)
         if min_face_size is not None:
@@ -99,6 +104,18 @@ class MaskPipeline:
         split = np.split(scores, np.cumsum(counts)[:-1])
         return [Faces(np.asarray(b, np.float32).reshape(-1, 4), np.asarray(p, np.float32), s, self.threshold)
                 for b, p, s in zip(boxes, probs, split)]
+
+
+def paired_mtcnn(classifier, detector_model_path):
+    """The MTCNN weights a classifier was trained to work with (mtcnn_settings["weights"], a file beside the
+    classifier checkpoint, e.g. the CCTV pair), or None for the pretrained MTCNN."""
+    name = classifier.mtcnn_settings.get("weights")
+    if not name:
+        return None
+    path = Path(detector_model_path).parent / Path(str(name)).name  # never a path from inside the file
+    if not path.is_file():
+        raise UserError(f"{detector_model_path}: its MTCNN weights {path} are missing (give --mtcnn_model_path)")
+    return str(path)
 
 
 def _check_device(device):
@@ -236,6 +253,7 @@ def validate(cfg: JobConfig):
     if output.is_dir():
         raise UserError(f"{output}: is a folder; give a file name ending in .mp4")
     check_writable(output, "output")
+    check_not_the_footage(output, spec)
     if cfg.uncertain_frames_dir:
         check_writable_dir(cfg.uncertain_frames_dir, "--uncertain_frames_dir")
     if cfg.mtcnn_model_path and not Path(cfg.mtcnn_model_path).is_file():
@@ -243,6 +261,54 @@ def validate(cfg: JobConfig):
     if not str(cfg.detector_model_path) or not Path(cfg.detector_model_path).is_file():
         raise UserError(f"{cfg.detector_model_path}: no such classifier checkpoint "
                         f"(train one with train_mask_detector.py, or pass --detector_model_path)")
+
+
+def check_not_the_footage(output, spec):
+    """Refuse outputs that would replace or feed the footage: the output video, its events file or its partial
+    file being the footage file (also through a symbolic or hard link), or the output inside a footage folder
+    (the next run would read the annotated video as footage)."""
+    footage = Path(spec)
+    if not spec or spec.isdigit() or spec.lower().startswith(URL_SCHEMES) or not footage.exists():
+        return
+    if footage.is_dir():
+        folder = footage.resolve()
+        if folder == output.parent.resolve() or folder in output.parent.resolve().parents:
+            raise UserError(f"{output}: is inside the footage folder {spec}; the next run would read it as "
+                            f"footage: give an --output_path outside it")
+        return
+    for path in (output, events_path(output), partial_path(output)):
+        try:
+            same = os.path.samefile(path, footage)
+        except OSError:  # does not exist (yet)
+            continue
+        if same:
+            raise UserError(f"{path}: is the footage itself ({spec}); writing it would destroy the recording: "
+                            f"give another --output_path")
+
+
+def adopt_killed_run(output_path, recovered):
+    """A killed run's events and snapshots go with its recovered video (`recovered`), the snapshot paths in
+    its events rewritten, so that this run's start does not overwrite them."""
+    from .snapshots import snapshots_dir
+
+    events, snapshots = events_path(output_path), snapshots_dir(output_path)
+    moved = snapshots_dir(recovered)
+    if snapshots.is_dir():
+        os.replace(snapshots, moved)
+    if not events.is_file():
+        return
+    old, new = f"{snapshots.name}/", f"{moved.name}/"
+    lines = []
+    for line in events.read_text(encoding="utf-8").splitlines():
+        try:
+            event = json.loads(line)
+        except ValueError:  # the killed run's torn last line
+            continue
+        if isinstance(event, dict) and isinstance(event.get("snapshots"), list):
+            event["snapshots"] = [new + p[len(old):] if str(p).startswith(old) else p for p in event["snapshots"]]
+        lines.append(json.dumps(event) + "\n")
+    write_text(events_path(recovered), "".join(lines))
+    events.unlink()
 
 
 def default_output_path(cfg: JobConfig):
@@ -305,24 +371,28 @@ def _watch(cfg, pipeline, source, warn, on_frame=None):
     batch_size = cfg.batch_size or default_batch_size(cfg.device)
     frames = prefetch(_limit(iter(source), cfg.max_frames), maxsize=2 * batch_size, drop_oldest=info.live)
     zone = parse_exit_zone(cfg.exit_zone, info.width, info.height)  # now that the frame size is known
-    job = _Job(cfg, info, warn, batch_size, zone)
-    progress = tqdm(total=total, unit="frame", desc=info.stem, disable=cfg.quiet, dynamic_ncols=True)
-    failed = True  # until the loop ends normally
-    try:
-        for n, batch in enumerate(_batches(frames, batch_size)):
-            if n % TRIM_EVERY_BATCHES == 0:
-                release_freed_memory()
-            for frame, faces in zip(batch, pipeline(batch)):
-                job.handle(frame, faces)
-                if on_frame:
-                    on_frame(job, faces)
-            progress.update(len(batch))
-        failed = False
-    finally:
-        with _no_interrupts():  # a second Ctrl-C must not leave a half-written video
-            frames.close()
-            progress.close()
-            job.close(failed)
+    with stop_signals_as_interrupt():  # SIGTERM, SIGHUP: stop as Ctrl-C does, the video is closed and kept
+        job = _Job(cfg, info, warn, batch_size, zone)
+        progress = tqdm(total=total, unit="frame", desc=info.stem, disable=cfg.quiet, dynamic_ncols=True)
+        failed = True  # until the loop ends normally
+        try:
+            for n, batch in enumerate(_batches(frames, batch_size)):
+                if n % TRIM_EVERY_BATCHES == 0:
+                    release_freed_memory()
+                for frame, faces in zip(batch, pipeline(batch)):
+                    job.handle(frame, faces)
+                    if on_frame:
+                        on_frame(job, faces)
+                progress.update(len(batch))
+            failed = False
+        finally:
+            with _no_interrupts():  # a second signal must not leave a half-written video
+                frames.close()
+                try:
+                    progress.close()
+                except OSError:  # the terminal is gone (SIGHUP): the video matters, not the bar
+                    pass
+                job.close(failed)
     return job.summary
 
 
@@ -354,14 +424,19 @@ class _Job:
                                              cfg.uncertain_max_per_second, cfg.class_threshold)
         self.display = Display(warn) if cfg.display else None
         self.summary = JobSummary(info.name, Path(cfg.output_path), events_path(cfg.output_path))
-        self.events = EventLog(self.summary.events)
+        video = VideoWriter(cfg.output_path, info.width, info.height, info.fps,
+                            alert_audio=speech[0] if speech else None, sample_rate=speech[1] if speech else 22050,
+                            threads=codec_threads(), warn=warn)
+        try:
+            if video.recovered:
+                adopt_killed_run(cfg.output_path, video.recovered)
+            self.events = EventLog(self.summary.events)
+        except BaseException:
+            video.close()  # no frame written: nothing left behind
+            raise
         self.snapshots = SnapshotSaver(snapshots_dir(cfg.output_path), self.summary.events.parent)
-        self.writer = BackgroundWriter(VideoWriter(cfg.output_path, info.width, info.height, info.fps,
-                                                   alert_audio=speech[0] if speech else None,
-                                                   sample_rate=speech[1] if speech else 22050,
-                                                   threads=codec_threads()),
-                                       # room for a whole batch: the encoder works while the next is detected
-                                       maxsize=max(4, batch_size))
+        # room for a whole batch: the encoder works while the next is detected
+        self.writer = BackgroundWriter(video, maxsize=max(4, batch_size))
         self.alert_until = float("-inf")
         self.start = time.perf_counter()
 
@@ -405,18 +480,27 @@ class _Job:
                     what="people protected")
 
     def close(self, failed):
+        """Close every output, each even when another fails (the first error is raised after)."""
         s = self.summary
         s.seconds = time.perf_counter() - self.start
         s.people = self.people.seen()
         s.alerts, s.uncertain = self.monitor.count, self.saver.saved if self.saver else 0
-        self.writer.close()
-        self.events.close()
-        if self.voice:
-            self.voice.close(timeout=0.5 if failed else 5.0)
-        if self.display:
-            self.display.close()
-        if not self.cfg.quiet:
-            print(s.table(), file=sys.stderr if failed else sys.stdout)
+        errors = []
+        for closer in (self.writer.close, self.events.close,
+                       self.voice and (lambda: self.voice.close(timeout=0.5 if failed else 5.0)),
+                       self.display and self.display.close):
+            if closer:
+                try:
+                    closer()
+                except Exception as e:
+                    errors.append(e)
+        if not self.cfg.quiet and not errors:
+            try:
+                print(s.table(), file=sys.stderr if failed else sys.stdout)
+            except OSError:  # no terminal any more (SIGHUP)
+                pass
+        if errors:
+            raise errors[0]
 
 
 def _limit(frames, max_frames):
@@ -439,15 +523,12 @@ def _batches(frames, size):
 
 @contextmanager
 def _no_interrupts():
-    try:
-        previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
-    except ValueError:  # not the main thread: nothing to guard
+    """Hold stop signals while outputs are closed; one that came meanwhile is raised afterwards."""
+    pending = []
+    with handling_signals(STOP_SIGNALS, lambda signum, frame: pending.append(signum)):
         yield
-        return
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
+    if pending and sys.exc_info()[0] is None:
+        raise Interrupted(pending[0])
 
 
 class Display:

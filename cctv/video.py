@@ -6,7 +6,7 @@ backoff when they drop, then fail with a UserError.
 """
 import os
 import queue
-import tempfile
+import struct
 import threading
 import sys
 import time
@@ -14,6 +14,11 @@ from dataclasses import dataclass
 from fractions import Fraction
 from functools import partial
 from pathlib import Path
+
+try:
+    import fcntl
+except ImportError:  # Windows: no lock, the rest works
+    fcntl = None
 
 import av
 import cv2
@@ -103,13 +108,27 @@ class FileSource:
         first, self._first = self._first, None
         if first is not None:
             yield first.to_ndarray(format="rgb24", **size)
+        read = 1 if first is not None else 0
         try:
             for frame in self._frames:
                 yield frame.to_ndarray(format="rgb24", **size)
+                read += 1
         except av.FFmpegError as e:
             if self.info.live:
                 raise SourceLost(f"{self.info.name}: stream lost ({_reason(e)})") from None
-            self.warn(f"{self.info.name}: decoding stopped early ({_reason(e)}); the rest is skipped")
+            self.warn(f"{self.info.name}: decoding stopped early after {read} frames ({_reason(e)}); "
+                      f"the rest is skipped")
+            return
+        self._check_complete(read)
+
+    def _check_complete(self, read):
+        """Threaded decoding ends quietly where a file is cut off: compare with what the container declares."""
+        declared, exact = (self.stream.frames, True) if self.stream.frames else (self.info.frames, False)
+        if self.info.live or not declared:
+            return
+        if declared - read > (0 if exact else max(2, declared // 20)):
+            self.warn(f"{self.info.name}: the file ended early: read {read} of {'the' if exact else 'about'} "
+                      f"{declared} frames it declares (truncated or damaged)")
 
     def close(self):
         self.container.close()
@@ -121,7 +140,8 @@ class FolderSource:
 
     def __init__(self, folder, warn=warn_stderr):
         self.warn = warn
-        self.files = sorted(p for p in Path(folder).iterdir() if p.is_file() and p.suffix.lower() in VIDEO_SUFFIXES)
+        self.files = sorted(p for p in Path(folder).iterdir()  # hidden files: partial outputs, editors' temps
+                            if p.is_file() and p.suffix.lower() in VIDEO_SUFFIXES and not p.name.startswith("."))
         if not self.files:
             raise UserError(f"{folder}: no video files in this folder ({', '.join(sorted(VIDEO_SUFFIXES))})")
         first = FileSource(self.files[0], warn=warn)
@@ -315,41 +335,139 @@ def prefetch(frames, maxsize=8, drop_oldest=False):
 
 # ---------------------------------------------------------------- writer
 
+# Fragmented MP4: a fragment (moof + mdat) is written every second and at each keyframe, so the file on disk
+# plays up to its last whole fragment at any moment, even after SIGKILL or a power loss (no moov at the end).
+FRAGMENTED_MP4 = {"movflags": "frag_keyframe+empty_moov+default_base_moof", "frag_duration": "1000000",
+                  "flush_packets": "1"}  # each fragment reaches the file as it is made, not a 32 KB buffer later
+
+
+class VideoWriteError(UserError):
+    """The video could not be written to the end (disk full, I/O error): the previous output is kept."""
+
+
+def partial_path(path):
+    """Where the video is written while it grows: hidden, beside the output, one name per output."""
+    path = Path(path)
+    return path.with_name(f".{path.stem}.partial{path.suffix}")
+
+
+def incomplete_path(path, when=None):
+    """Where a video that did not finish is kept: `<stem>.incomplete-<YYYYmmddTHHMMSS><suffix>`."""
+    path = Path(path)
+    stamp = time.strftime("%Y%m%dT%H%M%S", time.localtime(when))
+    return path.with_name(f"{path.stem}.incomplete-{stamp}{path.suffix}")
+
+
 def publish(tmp, path):
-    """Rename a finished temporary file into place, with the permissions a normal file would get."""
+    """Rename a finished temporary file into place, with the permissions a normal file would get; its data
+    reaches the disk first, so a power loss right after leaves the old file or the new one, whole."""
     umask = os.umask(0)
     os.umask(umask)
     os.chmod(tmp, 0o666 & ~umask)
+    with open(tmp, "rb") as f:
+        os.fsync(f.fileno())
     os.replace(tmp, path)
 
 
-class VideoWriter:
-    """H.264 (yuv420p) in .mp4 through PyAV, at the source's size and frame rate, written to a temporary
-    file beside `path` and renamed on close(), so an interrupted run still leaves a playable video of what
-    was processed. Odd sizes are padded by one pixel (4:2:0 needs even sizes). threads: the encoder's
-    (0: x264's own choice, about 1.5 per core).
+def keep_incomplete(partial, final):
+    """Move an unfinished video to its visible `incomplete` name (a rename: no disk space needed)."""
+    base = target = incomplete_path(final, os.stat(partial).st_mtime)
+    n = 1
+    while target.exists():
+        n += 1
+        target = base.with_name(f"{base.stem}-{n}{base.suffix}")
+    os.replace(partial, target)
+    return target
 
-    With `alert_audio` (float32 mono samples, sample_rate), an AAC track is muxed alongside: silence,
-    with the clip mixed in at every time passed to add_audio_clip()."""
+
+def _holds_frames(path):
+    """A partial video holds at least one whole fragment (moof + its mdat); else it is only a header, a torn
+    first fragment, or nothing, and not worth keeping. Walks the MP4's top-level boxes."""
+    try:
+        with open(path, "rb") as f:
+            end, offset, last = os.fstat(f.fileno()).st_size, 0, None
+            while offset + 8 <= end:
+                f.seek(offset)
+                header = f.read(16)
+                size, kind = struct.unpack(">I4s", header[:8])
+                if size == 1 and len(header) == 16:
+                    size = struct.unpack(">Q", header[8:])[0]
+                if size < 8 or offset + size > end:
+                    return False
+                if kind == b"mdat" and last == b"moof":
+                    return True
+                offset, last = offset + size, kind
+    except OSError:
+        pass
+    return False
+
+
+class VideoWriter:
+    """H.264 (yuv420p) in a fragmented .mp4 through PyAV, at the source's size and frame rate.
+
+    The video grows under a hidden name beside `path` (`partial_path`), locked against a second writer, and
+    is renamed to `path` by close() only when it was finished cleanly: an interrupted run (Ctrl-C, SIGTERM)
+    leaves a playable video of what was processed; after SIGKILL or a power loss the partial file plays up to
+    its last fragment (at most about a second lost) and the next writer of the same output moves it to a
+    visible `<stem>.incomplete-<time>.mp4` (`.recovered`, with a warning). A write error (disk full) keeps
+    the previous `path` untouched, keeps what was written as `incomplete`, and raises VideoWriteError.
+
+    Odd sizes are padded by one pixel (4:2:0 needs even sizes). threads: the encoder's (0: x264's own
+    choice, about 1.5 per core). With `alert_audio` (float32 mono samples, sample_rate), an AAC track is muxed
+    alongside: silence, with the clip mixed in at every time passed to add_audio_clip()."""
 
     def __init__(self, path, width, height, fps, crf=23, preset="veryfast", alert_audio=None, sample_rate=22050,
-                 threads=0):
+                 threads=0, warn=warn_stderr):
         self.path = Path(path)
         self.width, self.height, self.fps = width, height, Fraction(fps)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.stem}.tmp-", suffix=".mp4", dir=self.path.parent)
-        os.close(fd)
-        self.tmp = Path(tmp)
-        self.container = av.open(str(self.tmp), "w", format="mp4", options={"movflags": "+faststart"})
-        self.stream = self.container.add_stream("libx264", rate=self.fps,
-                                                options={"crf": str(crf), "preset": preset})
-        self.stream.width, self.stream.height = width + width % 2, height + height % 2
-        self.stream.pix_fmt = "yuv420p"
-        self.stream.codec_context.time_base = 1 / self.fps
-        if threads:
-            self.stream.codec_context.thread_count = threads
-        self.audio = _AudioTrack(self.container, alert_audio, sample_rate) if alert_audio is not None else None
-        self.frames = 0
+        self.tmp = partial_path(self.path)
+        self.recovered = None  # an unfinished video of an earlier run, moved to its `incomplete` name
+        self._lock = self._claim_partial(warn)
+        try:
+            self.container = av.open(str(self.tmp), "w", format="mp4", options=dict(FRAGMENTED_MP4))
+            self.stream = self.container.add_stream("libx264", rate=self.fps,
+                                                    options={"crf": str(crf), "preset": preset})
+            self.stream.width, self.stream.height = width + width % 2, height + height % 2
+            self.stream.pix_fmt = "yuv420p"
+            self.stream.codec_context.time_base = 1 / self.fps
+            if threads:
+                self.stream.codec_context.thread_count = threads
+            self.audio = _AudioTrack(self.container, alert_audio, sample_rate) if alert_audio is not None else None
+        except BaseException:
+            self._release()
+            raise
+        self.frames, self.failed = 0, None
+
+    def _claim_partial(self, warn):
+        """Open and lock the partial file; move aside one left by a killed run (it holds a recording)."""
+        while True:
+            try:
+                fd = os.open(self.tmp, os.O_RDWR | os.O_CREAT, 0o600)
+            except OSError as e:
+                raise VideoWriteError(f"{self.tmp}: cannot create the video ({e.strerror or e})") from None
+            if fcntl is not None:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    os.close(fd)
+                    raise UserError(f"{self.path}: another run is writing this video now ({self.tmp})") from None
+                except OSError:  # a file system without locks (some network mounts): write unlocked
+                    pass
+            if os.fstat(fd).st_size == 0:
+                return fd
+            if not _holds_frames(self.tmp):
+                os.ftruncate(fd, 0)
+                return fd
+            self.recovered = keep_incomplete(self.tmp, self.path)
+            os.close(fd)  # that lock went with the old file; take a fresh one
+            warn(f"{self.path}: an earlier run writing this video was killed; the video it left (playable up "
+                 f"to its last second) is now {self.recovered}")
+
+    def _release(self):
+        if self._lock is not None:
+            os.close(self._lock)
+            self._lock = None
 
     def write(self, frame_rgb):
         if frame_rgb.shape[:2] != (self.height, self.width):
@@ -358,31 +476,57 @@ class VideoWriter:
             frame_rgb = cv2.copyMakeBorder(frame_rgb, 0, self.height % 2, 0, self.width % 2, cv2.BORDER_REPLICATE)
         frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame_rgb), format="rgb24")
         frame.pts = self.frames
-        self.container.mux(self.stream.encode(frame))
-        self.frames += 1
-        if self.audio:
-            self.audio.fill_until(self.frames / self.fps)
+        try:
+            self.container.mux(self.stream.encode(frame))
+            self.frames += 1
+            if self.audio:
+                self.audio.fill_until(self.frames / self.fps)
+        except (av.FFmpegError, OSError) as e:
+            self.failed = self.failed or e
+            raise VideoWriteError(f"{self.path}: writing the video failed ({_reason(e)})") from None
 
     def add_audio_clip(self, time_s):
         if self.audio:
             self.audio.add_clip(time_s)
 
     def close(self):
-        """Flush the encoders and rename into place. With no frame written, nothing is left behind."""
+        """Flush the encoders and rename into place. With no frame written, nothing is left behind. When the
+        video can't be finished (disk full), the previous output stays, what was written is kept as
+        `incomplete`, and VideoWriteError says where."""
         if self.container is None:
             return
         try:
-            if self.frames:
+            error = self._finish()
+            if error is None and self.frames:
+                try:
+                    publish(self.tmp, self.path)
+                    return
+                except OSError as e:
+                    error = e
+            if error is None or not _holds_frames(self.tmp):
+                self.tmp.unlink(missing_ok=True)
+                kept = "nothing was kept"
+            else:
+                kept = f"what was written is in {keep_incomplete(self.tmp, self.path)}"
+        finally:
+            self._release()
+        if error is not None:
+            previous = f"the previous {self.path.name} is kept" if self.path.exists() else "no video written"
+            raise VideoWriteError(f"{self.path}: writing the video failed ({_reason(error)}); {previous}; {kept}")
+
+    def _finish(self):
+        """Flush and close the container; the error that kept the video from finishing, or None."""
+        try:
+            if self.frames and self.failed is None:
                 self.container.mux(self.stream.encode(None))
                 if self.audio:
                     self.audio.finish(self.frames / self.fps)
             self.container.close()
+        except (av.FFmpegError, OSError) as e:
+            return self.failed or e
         finally:
             self.container = None
-            if self.frames:
-                publish(self.tmp, self.path)
-            else:
-                self.tmp.unlink(missing_ok=True)
+        return self.failed  # a write that failed earlier leaves a gap: never published
 
     def __enter__(self):
         return self

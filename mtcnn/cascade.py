@@ -34,7 +34,8 @@ def standardise(x):
 
 
 def pyramid_scales(height, width, min_face_size, factor):
-    """Scales at which PNet's 12-px window sees faces from min_face_size up to the whole frame."""
+    """Scales at which PNet's 12-px window sees faces from min_face_size up to the whole frame. Below a
+    min_face_size of 12 the first levels are larger than the frame (see pyramid_level)."""
     scale = 12.0 / min_face_size
     side = min(height, width) * scale
     scales = []
@@ -52,7 +53,7 @@ def pnet_stage(pnet_raw, integral, min_face_size, factor, threshold):
     scales = pyramid_scales(h, w, min_face_size, factor)
     found = []
     for s, scale in enumerate(scales):
-        reg, logits = pnet_raw(resize_area(integral, int(h * scale + 1), int(w * scale + 1)))
+        reg, logits = pnet_raw(pyramid_level(integral, int(h * scale + 1), int(w * scale + 1), scale))
         c = _pnet_boxes(reg, logits, scale, threshold)
         found.append((c, torch.full_like(c.image, s)))
     if not found:
@@ -145,6 +146,34 @@ def _integral_torch(frames):
     table = torch.zeros((b, h + 1, w + 1, ch), dtype=dtype, device=frames.device)
     table[:, 1:, 1:] = frames.permute(0, 2, 3, 1).to(dtype).cumsum(1).cumsum(2)
     return table
+
+
+def pyramid_level(integral, height, width, scale):
+    """One level of the image pyramid (B,3,height,width) float: area-averaged up to scale 1 (as MTCNN always
+    did, including its one extra row and column at scale 1), bilinear when it enlarges the frame
+    (min_face_size < 12): area bins would repeat pixels in blocks, unlike anything PNet was trained on."""
+    if scale <= 1:
+        return resize_area(integral, height, width)
+    if integral.device.type != "cpu":
+        return _enlarge_torch(integral, height, width)
+    frames = frames_from_integral(integral)
+    levels = [cv2.resize(np.ascontiguousarray(f), (width, height), interpolation=cv2.INTER_LINEAR)
+              for f in frames.permute(0, 2, 3, 1).numpy()]
+    return torch.from_numpy(np.stack(levels)).permute(0, 3, 1, 2)
+
+
+def _enlarge_torch(integral, height, width):
+    """An enlarged pyramid level with tensor ops, for a GPU: the same bilinear values as OpenCV's
+    INTER_LINEAR on float input (half-pixel centres)."""
+    frames = frames_from_integral(integral)
+    return torch.nn.functional.interpolate(frames, size=(height, width), mode="bilinear", align_corners=False)
+
+
+def frames_from_integral(integral):
+    """The frames (B,3,H,W) float32 back from their integral image (exact: whole numbers)."""
+    t = integral
+    pixels = t[:, 1:, 1:] - t[:, :-1, 1:] - t[:, 1:, :-1] + t[:, :-1, :-1]
+    return pixels.float().permute(0, 3, 1, 2)
 
 
 def resize_area(integral, height, width):

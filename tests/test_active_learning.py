@@ -150,7 +150,7 @@ def test_batches_labels_finetune_promote_then_reject_a_worse_candidate(captured,
     import cctv_mask_detector
 
     used = {}
-    monkeypatch.setattr(cctv_mask_detector, "run_job", lambda cfg: used.update(vars(cfg)))
+    monkeypatch.setattr(cctv_mask_detector, "run_job", lambda cfg, *_: used.update(vars(cfg)))
     monkeypatch.chdir(tmp_path)  # where models/ is: the CCTV job's default models are the promoted ones
     cctv_mask_detector.main(cctv_mask_detector.parse_opt(["--footage_path", "x.mp4"]))
     assert (used["detector_model_path"], used["mtcnn_model_path"]) == (

@@ -73,7 +73,7 @@ def test_a_broken_current_pointer_stops_the_main_job_with_one_line(case, tmp_pat
     work, models = site(tmp_path)
     (models / "current.json").write_text(BROKEN_POINTERS[case])
     monkeypatch.chdir(tmp_path)  # the job's default models folder is ./models
-    monkeypatch.setattr(cctv_mask_detector, "run_job", lambda cfg: pytest.fail(f"ran with {cfg.detector_model_path}"))
+    monkeypatch.setattr(cctv_mask_detector, "run_job", lambda cfg, *_: pytest.fail(f"ran with {cfg.detector_model_path}"))
     code, _, err = cli(["--footage_path", "x.mp4"], capsys, cctv_mask_detector)
     assert code == 2 and len(err) == 1 and err[0].startswith("error: models/current.json: "), err
     assert "active_learning.py run" in err[0]  # says how to repair it

@@ -13,7 +13,7 @@ from cctv.threads import codec_threads, set_threads
 from cctv.video import open_source
 
 SCRIPTS = ["cctv_mask_detector.py", "prepare_mask_dataset.py", "train_mask_detector.py", "test_detector.py",
-           "footages_to_frames.py", "finetune_mtcnn.py", "active_learning.py"]
+           "footages_to_frames.py", "finetune_mtcnn.py", "active_learning.py", "evaluate_models.py"]
 
 # Imports a script as a module, then torch (the scripts that load it lazily load it later); at the moment torch
 # is first imported, prints the wait policy OpenMP would read, and stops there (torch itself never loads).

@@ -14,7 +14,7 @@ import tempfile
 from pathlib import Path
 
 from ..errors import UserError
-from .classes import CLASSES, DEFAULT_CLASS_MAP, build_class_map, parse_class_map
+from .classes import CLASSES, DEFAULT_CLASS_MAP, add_class_map_argument, build_class_map, parse_class_map
 from .coco import find_coco_file, read_coco
 from .model import LabeledImage, LabelSet, LoadReport
 from .safepath import extract_zip
@@ -26,7 +26,7 @@ from .yolo import NAME_FILES, read_yolo
 __all__ = [
     "load_labels", "LabeledImage", "LabelSet", "LoadReport", "to_suite_label", "write_suite_label",
     "DEFAULT_CLASS_MAP", "CLASSES", "parse_class_map", "build_class_map", "load_label_interface",
-    "FORMATS_HELP",
+    "FORMATS_HELP", "add_class_map_argument",
 ]
 
 FORMATS_HELP = ("Superb AI Suite export (meta/ + labels/, any generation), `spb download` folder, "
@@ -37,7 +37,8 @@ def load_labels(labels_dir, metadata_dir=None, images_dir=None, class_map=None) 
     """Read labels, detecting the format. `labels_dir`: an export folder, a `labels/` folder (with
     `metadata_dir` = the export's `meta/` folder, as the write-up's --labels_dir/--metadata_dir), a .zip,
     a COCO .json or a VOC .xml. `images_dir`: where the images are when the export has none.
-    `class_map`: {tool class name: 'protected'|'unprotected'|'ignore'} over DEFAULT_CLASS_MAP."""
+    `class_map`: {tool class name: 'protected'|'unprotected'|'ignore'} over DEFAULT_CLASS_MAP, or the
+    --class_map flag's text ('helmet=protected,...' or a JSON file)."""
     source = Path(labels_dir)
     if not source.exists():
         raise UserError(f"{source}: no such labels file or folder")
@@ -45,13 +46,13 @@ def load_labels(labels_dir, metadata_dir=None, images_dir=None, class_map=None) 
         raise UserError(f"{metadata_dir}: no such metadata folder")
     if images_dir is not None and not Path(images_dir).is_dir():
         raise UserError(f"{images_dir}: no such images folder")
-    table = build_class_map(class_map)
+    table = build_class_map(parse_class_map(class_map) if isinstance(class_map, (str, Path)) else class_map)
     report = LoadReport(source=str(source))
     keepalive = None
-    if source.is_file() and source.suffix.lower() == ".zip":
-        keepalive = tempfile.TemporaryDirectory(prefix="cctv-labels-")
-        source = _single_child(extract_zip(source, keepalive.name))
     try:
+        if source.is_file() and source.suffix.lower() == ".zip":
+            keepalive = tempfile.TemporaryDirectory(prefix="cctv-labels-")
+            source = _single_child(extract_zip(source, keepalive.name))
         items = _read(source, metadata_dir, images_dir, table, report)
         if not items:
             raise UserError(report.details() + "\nno usable labels: " + (

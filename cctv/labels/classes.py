@@ -70,3 +70,12 @@ def map_class(name, table, source) -> str:
             f"{source}: unknown class '{name}'. Known classes: {known}. "
             f"Map it with --class_map '{name}=protected' (or unprotected, or ignore)")
     return target
+
+
+CLASS_MAP_HELP = ("label class names beyond the known ones: 'helmet=protected,bare=unprotected,hat=ignore', or a "
+                  "JSON file of the same")
+
+
+def add_class_map_argument(parser):
+    """--class_map, the same in every script that reads labels (the unknown-class error names it)."""
+    parser.add_argument("--class_map", default=None, help=CLASS_MAP_HELP)

@@ -24,7 +24,7 @@ def image_size(path):
     try:
         with Image.open(path) as img:
             return img.size
-    except (UnidentifiedImageError, OSError, ValueError) as e:
+    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as e:
         raise BadLabel("unreadable image", f"{path}: {e}") from None
 
 

@@ -113,8 +113,8 @@ def make_item(image_path, width, height, raw_boxes, class_names, key, label_path
         x1, y1, x2, y2 = (float(v) for v in box)
         if not np.isfinite([x1, y1, x2, y2]).all():
             raise BadLabel("malformed box", f"{box}")
-        x1, x2 = sorted((x1, x2))
-        y1, y2 = sorted((y1, y2))
+        if x2 < x1 or y2 < y1:  # a negative width or height: a broken label, not a box to guess at
+            raise BadLabel("malformed box", f"{[round(v, 2) for v in (x1, y1, x2, y2)]} has a negative size")
         cx1, cy1 = min(max(x1, 0.0), width), min(max(y1, 0.0), height)
         cx2, cy2 = min(max(x2, 0.0), width), min(max(y2, 0.0), height)
         if cx2 - cx1 <= 0 or cy2 - cy1 <= 0:

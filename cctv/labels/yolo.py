@@ -12,6 +12,7 @@ from .common import image_size
 from .model import BadLabel, make_item, skipping
 
 NAME_FILES = ("classes.txt", "obj.names", "data.yaml", "dataset.yaml")
+SLACK = 0.01  # rounding in exporters: a box may reach a hair past the image (it is clipped, and counted)
 
 
 def find_names_file(folder):
@@ -23,37 +24,57 @@ def find_names_file(folder):
     return None
 
 
-def read_names(path):
+def read_names(path) -> dict:
+    """{class index: name} from classes.txt / obj.names (one name a line) or data.yaml (`names:`)."""
     path = Path(path)
     text = path.read_text(encoding="utf-8", errors="replace")
     if path.suffix != ".yaml":
-        return [line.strip() for line in text.splitlines() if line.strip()]
-    names = _yaml_names(text)
+        return dict(enumerate(line.strip() for line in text.splitlines() if line.strip()))
+    names = _yaml_names(text, path)
     if not names:
         raise UserError(f"{path}: no `names:` list of classes")
     return names
 
 
-def _yaml_names(text):
-    """`names: [a, b]`, `names:\\n  - a\\n  - b` or `names:\\n  0: a\\n  1: b` (no YAML library here)."""
-    match = re.search(r"^names:\s*(\[.*?\])\s*$", text, re.M | re.S)
+def _yaml_names(text, path):
+    """`names: [a, b]`, `names: {0: a, 1: b}`, `names:\n  - a\n  - b` or `names:\n  0: a\n  1: b` (the
+    forms yolov5/ultralytics write; no YAML library here). A map's keys are class numbers, gaps kept."""
+    match = re.search(r"^names:[ \t]*([\[{].*?[\]}])[ \t]*(#.*)?$", text, re.M | re.S)
     if match:
-        try:
-            return [str(n) for n in ast.literal_eval(match.group(1))]
-        except (ValueError, SyntaxError):
-            return [n.strip().strip("'\"") for n in match.group(1)[1:-1].split(",") if n.strip()]
-    block = re.search(r"^names:\s*\n((?:[ \t]+.*\n?)+)", text, re.M)
+        flow = match.group(1)
+        entries = [e.strip() for e in flow[1:-1].split(",") if e.strip()]
+        if flow.startswith("["):
+            try:  # quoted names may hold commas
+                return {i: str(n) for i, n in enumerate(ast.literal_eval(flow))}
+            except (ValueError, SyntaxError):
+                return {i: _unquote(e) for i, e in enumerate(entries)}
+        return dict(_numbered(e, path) for e in entries)
+    block = re.search(r"^names:[ \t]*(#.*)?\n((?:[ \t]+.*\n?|[ \t]*\n)+)", text, re.M)
     if not block:
-        return []
-    names = {}
-    for i, line in enumerate(block.group(1).splitlines()):
-        line = line.strip()
-        if line.startswith("- "):
-            names[i] = line[2:].strip().strip("'\"")
-        elif ":" in line:
-            index, _, name = line.partition(":")
-            names[int(index)] = name.strip().strip("'\"")
-    return [names[i] for i in sorted(names)]
+        return {}
+    lines = [line.strip() for line in block.group(2).splitlines()]
+    lines = [line for line in lines if line and not line.startswith("#")]
+    if all(line.startswith("-") for line in lines):
+        return {i: _unquote(line[1:]) for i, line in enumerate(lines)}
+    return dict(_numbered(line, path) for line in lines)
+
+
+def _numbered(entry, path):
+    index, sep, name = entry.partition(":")
+    try:
+        if not sep:
+            raise ValueError
+        number = int(_unquote(index))
+        if number < 0:
+            raise ValueError
+    except ValueError:
+        raise UserError(f"{path}: `names:` entry '{entry}' is not `<class number>: <name>` "
+                        f"(class numbers are 0, 1, ...)") from None
+    return number, _unquote(name)
+
+
+def _unquote(text):
+    return text.split(" #")[0].strip().strip("'\"")
 
 
 def read_yolo(folder, images_dir, table, report):
@@ -79,9 +100,13 @@ def read_yolo(folder, images_dir, table, report):
                 if len(fields) < 5:
                     raise BadLabel("malformed line", f"line {line_no}: '{line.strip()}'")
                 index = int(fields[0])
-                if not 0 <= index < len(names):
+                if index not in names:
                     raise BadLabel("malformed line", f"line {line_no}: class {index} not in {names_file}")
                 cx, cy, w, h = (float(v) for v in fields[1:5])
+                if not (0 < w <= 1 + SLACK and 0 < h <= 1 + SLACK and -SLACK <= cx <= 1 + SLACK
+                        and -SLACK <= cy <= 1 + SLACK):  # not a normalised box: no guessing what was meant
+                    raise BadLabel("malformed box", f"line {line_no}: '{line.strip()}' (YOLO boxes are "
+                                                    f"centre x, y and width, height in 0..1)")
                 boxes.append(((cx - w / 2) * width, (cy - h / 2) * height,
                               (cx + w / 2) * width, (cy + h / 2) * height))
                 classes.append(names[index])
