@@ -33,11 +33,12 @@ def usable_cores() -> int:
 
 
 def set_threads(threads: int = 0, device: str = "cpu") -> int:
-    """Caps the threads that torch, OpenCV and PyAV's codecs use at `threads` (0: the usable cores) and
+    """Caps the threads that torch, OpenCV and the H.264 encoder use at `threads` (0: the usable cores) and
     returns it. On the CPU, detection gets them: torch and OpenCV run one after the other in the same
-    thread, and the decoder and the encoder run in one thread each beside it (a few % of the work at
-    960x506). On a GPU, where decoding and encoding bound the job, each codec may use `threads` too
-    (FFmpeg's own choice when `threads` is 0). A torch or OpenCV not imported yet reads the cap from the
+    thread, and the encoder runs in one thread beside it (a few % of the work at 960x506). On a GPU, where
+    encoding bounds the job, the encoder may use `threads` too (FFmpeg's own choice when `threads` is 0).
+    The decoder keeps FFmpeg's frame threads: a 960x506 frame takes it about a millisecond, its threads
+    sleep while they wait, and cctv.video's check for a file cut short relies on threaded decoding. A torch or OpenCV not imported yet reads the cap from the
     environment when it loads (as do child processes), so a script that never needs torch doesn't load it."""
     global _codec_threads
     check_threads(threads)
@@ -53,7 +54,7 @@ def set_threads(threads: int = 0, device: str = "cpu") -> int:
 
 
 def codec_threads() -> int:
-    """Threads for each of PyAV's codecs (the decoder, the encoder): 0 (FFmpeg's choice) until set_threads."""
+    """Threads for the H.264 encoder: 0 (FFmpeg's choice) until set_threads."""
     return _codec_threads
 
 

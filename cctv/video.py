@@ -27,7 +27,6 @@ import numpy as np
 from .atomic import check_writable, check_writable_dir  # noqa: F401 - the job imports them from here
 from .errors import UserError
 from .images import to_rgb_array
-from .threads import codec_threads
 
 VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".gif", ".webm", ".m4v", ".mpg", ".mpeg", ".ts", ".wmv", ".flv"}
 LIVE_SCHEMES = ("rtsp://", "rtsps://", "rtmp://", "udp://", "tcp://", "srt://")
@@ -89,7 +88,6 @@ class FileSource:
         except (av.FFmpegError, IndexError, OSError, UnicodeDecodeError) as e:
             raise UserError(f"{name}: not a readable video ({_reason(e)})") from None
         self.stream.thread_type = "AUTO"
-        self.stream.codec_context.thread_count = codec_threads()
         stream = self.stream
         fps = _stream_fps(stream)
         frames = stream.frames or _estimate_frames(self.container, stream, fps)
