@@ -6,14 +6,17 @@ annotated H.264 video, alert (events file, snapshots, voice) when under 75% of t
         --output_path runs/cctv/four_people.mp4
     python cctv_mask_detector.py --footage_path 0 --output_path runs/cctv/camera.mp4 --display
     python cctv_mask_detector.py --demo
+    python cctv_mask_detector.py --footage_path a.mp4 b.mp4 rtsp://cam3/stream --output_path runs/office  # on Ray
+    python cctv_mask_detector.py --cameras cameras.yaml --ray_address auto   # on a Ray cluster
 """
 import argparse
 from dataclasses import fields
 from pathlib import Path
 
-from cctv.errors import cli_main
+from cctv.errors import UserError, cli_main
 from cctv.model_registry import current_model_paths
 from cctv.pipeline import DEFAULT_DETECTOR, JobConfig, run_job
+from cctv.resumable import DEFAULT_CHECKPOINT_FRAMES, DEFAULT_MAX_RESTARTS
 
 D = JobConfig()  # defaults live in one place
 
@@ -22,8 +25,11 @@ def parse_opt(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     src = p.add_argument_group("input and output")
-    src.add_argument("--footage_path", help="video file (mp4/avi/mov/mkv/gif), folder of footage, camera index "
-                                            "(0) or stream URL (rtsp://, http://)")
+    src.add_argument("--footage_path", nargs="+", help="video file (mp4/avi/mov/mkv/gif), folder of footage, camera "
+                                                       "index (0) or stream URL (rtsp://, http://); several: one "
+                                                       "camera each, on Ray (a folder is then one camera per file)")
+    src.add_argument("--cameras", help="cameras.yaml: per camera a source, name, output_dir and settings "
+                                       "(runs on Ray; see cctv/cameras.py)")
     src.add_argument("--demo", action="store_true", help="run on the embedded demo clip (generated, no download); "
                                                          "also mixes the spoken alert into the video")
     src.add_argument("--output_path", help="annotated .mp4 (default runs/cctv/<source>.mp4; runs/demo/demo.mp4 "
@@ -83,6 +89,14 @@ def parse_opt(argv=None):
                    help="a face whose P(protected) is within this of 0.5 is uncertain")
     u.add_argument("--uncertain_max_per_second", type=float, default=D.uncertain_max_per_second,
                    help="at most this many uncertain frames per second of video")
+    r = p.add_argument_group("several cameras (Ray)")
+    r.add_argument("--ray_address", help="join this Ray cluster ('auto', ray://host:10001); default with several "
+                                         "sources: Ray embedded on this machine")
+    r.add_argument("--status_json", help="keep the live per-camera status here as JSON (rewritten every second)")
+    r.add_argument("--checkpoint_frames", type=int, default=DEFAULT_CHECKPOINT_FRAMES,
+                   help="frames between a camera's checkpoints (the most a restart redoes)")
+    r.add_argument("--max_restarts", type=int, default=DEFAULT_MAX_RESTARTS,
+                   help="restarts of a camera that dies before the job gives it up")
     p.add_argument("--quiet", action="store_true", help="no progress bar or summary")
     return p.parse_args(argv)
 
@@ -94,11 +108,40 @@ def run(on_frame=None, **kwargs):
         detector, mtcnn = current_model_paths(Path(DEFAULT_DETECTOR).parent)
         kwargs["detector_model_path"] = detector
         kwargs["mtcnn_model_path"] = kwargs.get("mtcnn_model_path") or mtcnn
+    footage = kwargs.get("footage_path")
+    if isinstance(footage, (list, tuple)):
+        kwargs["footage_path"] = footage[0] if len(footage) == 1 else list(footage)
+    if isinstance(kwargs.get("footage_path"), list) or kwargs.get("cameras") or kwargs.get("ray_address"):
+        return run_many(**kwargs)
     known = {f.name for f in fields(JobConfig)}
     cfg = JobConfig(**{k: v for k, v in kwargs.items() if k in known})
     if cfg.demo:
         cfg.alert_audio = True
     return run_job(cfg, on_frame)
+
+
+def run_many(footage_path=None, cameras=None, output_path=None, ray_address=None, status_json=None,
+             checkpoint_frames=DEFAULT_CHECKPOINT_FRAMES, max_restarts=DEFAULT_MAX_RESTARTS, **kwargs):
+    """Several cameras on Ray: output_path is a folder (one <camera>.mp4 each, events.jsonl, summary.json)."""
+    from cctv.cameras import DEFAULT_OUTPUT_DIR, cameras_from_paths, cameras_from_yaml
+
+    if kwargs.get("demo") or kwargs.get("display"):
+        raise UserError("--demo and --display take one source, without Ray")
+    if bool(footage_path) == bool(cameras):
+        raise UserError("give the sources with --footage_path or --cameras, one of them")
+    output_dir = output_path or DEFAULT_OUTPUT_DIR
+    if Path(output_dir).suffix.lower() == ".mp4":
+        raise UserError(f"{output_dir}: with several cameras --output_path is a folder")
+    if checkpoint_frames < 1 or max_restarts < 0:
+        raise UserError("--checkpoint_frames must be 1 or more and --max_restarts 0 or more")
+    known = {f.name for f in fields(JobConfig)}
+    base = JobConfig(**{k: v for k, v in kwargs.items() if k in known})
+    paths = footage_path if isinstance(footage_path, list) else [footage_path] if footage_path else None
+    cams = (cameras_from_paths(paths, base, output_dir) if paths else cameras_from_yaml(cameras, base, output_dir))
+    from cctv.ray_job import run_cameras  # Ray only now: the single-source job never pays its import or start-up
+
+    return run_cameras(cams, base, output_dir, ray_address, status_json, base.quiet, checkpoint_frames,
+                       max_restarts)
 
 
 @cli_main

@@ -401,13 +401,15 @@ class _Job:
     drawing, video, window. `job.people` (cctv.people.People) holds each person's state; `.counts()` gives
     in_view / protected / unprotected / unknown / seen."""
 
-    def __init__(self, cfg, info, warn, batch_size, zone=None):
+    def __init__(self, cfg, info, warn, batch_size, zone=None, first_frame=0, events=None, video_path=None):
+        """`first_frame`, `events` and `video_path` serve a resumable camera (cctv.resumable): its frame
+        numbering and events file continue across restarts, its video is written in segments (next_video)."""
         from .people import People
         from .snapshots import SnapshotSaver, snapshots_dir
         from .tracking import FaceTracker
 
-        self.cfg, self.fps = cfg, float(info.fps)
-        speech = render_speech(cfg.alert_message, warn) if cfg.alert_audio else None
+        self.cfg, self.fps, self.first_frame, self.info, self.warn = cfg, float(info.fps), first_frame, info, warn
+        self.speech = speech = render_speech(cfg.alert_message, warn) if cfg.alert_audio else None
         self.voice = None if cfg.no_voice else VoiceAlert(cfg.alert_message, warn)
         self.tracker = FaceTracker(self.fps, high_prob=cfg.track_threshold)
         self.people = People(cfg.class_threshold, zone=zone, fps=self.fps)
@@ -424,26 +426,37 @@ class _Job:
                                              cfg.uncertain_max_per_second, cfg.class_threshold)
         self.display = Display(warn) if cfg.display else None
         self.summary = JobSummary(info.name, Path(cfg.output_path), events_path(cfg.output_path))
-        video = VideoWriter(cfg.output_path, info.width, info.height, info.fps,
-                            alert_audio=speech[0] if speech else None, sample_rate=speech[1] if speech else 22050,
-                            threads=codec_threads(), warn=warn)
+        video = self._new_video(video_path or cfg.output_path)
         try:
-            if video.recovered:
+            if video.recovered and events is None:
                 adopt_killed_run(cfg.output_path, video.recovered)
-            self.events = EventLog(self.summary.events)
+            self.events = events or EventLog(self.summary.events)
         except BaseException:
             video.close()  # no frame written: nothing left behind
             raise
         self.snapshots = SnapshotSaver(snapshots_dir(cfg.output_path), self.summary.events.parent)
         # room for a whole batch: the encoder works while the next is detected
-        self.writer = BackgroundWriter(video, maxsize=max(4, batch_size))
+        self.writer_room = max(4, batch_size)
+        self.writer = BackgroundWriter(video, maxsize=self.writer_room)
         self.alert_until = float("-inf")
         self.start = time.perf_counter()
+
+    def _new_video(self, path):
+        speech, info = self.speech, self.info
+        return VideoWriter(path, info.width, info.height, info.fps,
+                           alert_audio=speech[0] if speech else None, sample_rate=speech[1] if speech else 22050,
+                           threads=codec_threads(), warn=self.warn)
+
+    def next_video(self, path):
+        """Finish the video so far (it is renamed into place) and go on recording into `path`."""
+        self.writer.close()
+        self.writer = BackgroundWriter(self._new_video(path), maxsize=self.writer_room)
 
     def handle(self, frame, faces):
         """Uncertain capture (on the raw frame), alert logic, drawing, then the frame goes to the video."""
         s = self.summary
-        index, time_s = s.frames, s.frames / self.fps
+        index = self.first_frame + s.frames
+        time_s = index / self.fps
         if self.saver:
             self.saver.consider(frame, index, time_s, faces.boxes, faces.det_probs, faces.p_protected)
         faces.track_ids = self.tracker.update(faces.boxes, faces.det_probs)
