@@ -8,6 +8,7 @@ detection AP nor classifier accuracy gets worse.
     python active_learning.py status
 """
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -20,6 +21,7 @@ from cctv.active_learning.training import TrainSettings  # noqa: E402
 from cctv.atomic import write_json  # noqa: E402
 from cctv.cli import make_parser  # noqa: E402
 from cctv.errors import UserError, cli_main  # noqa: E402
+from cctv.threads import lower_priority, set_threads  # noqa: E402
 
 TRAIN_FIELDS = set(TrainSettings.__dataclass_fields__)
 
@@ -70,6 +72,9 @@ def build_parser():
     p.add_argument("--spb_ready_statuses", default="SUBMITTED",
                    help="Suite label statuses that count as labeled (comma-separated)")
     p.add_argument("--threads", type=int, default=d.threads, help="torch CPU threads")
+    p.add_argument("--nice", type=int, default=int(os.environ.get("CCTV_AL_NICE", 10)),
+                   help="run: this much nicer than the main job, which keeps its frame rate (0: don't; "
+                        "default from CCTV_AL_NICE, which the test run sets to 0)")
     g = p.add_argument_group("fine-tuning (small settings keep a cron tick short)")
     g.add_argument("--mtcnn_epochs", type=int, default=t.mtcnn_epochs,
                    help="MTCNN fine-tuning: passes over each stage's training windows")
@@ -138,6 +143,9 @@ def save_settings(opt):
 
 @cli_main
 def main(opt):
+    set_threads(opt.threads)
+    if opt.command == "run":
+        lower_priority(opt.nice)
     run(**vars(opt))
     if opt.command == "run":
         save_settings(opt)

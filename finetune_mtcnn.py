@@ -17,6 +17,7 @@ if str(ROOT) not in sys.path:
 from cctv.cli import make_parser  # noqa: E402
 from cctv.errors import cli_main  # noqa: E402
 from cctv.finetune.run import DEFAULT_THRESHOLDS, run_finetune  # noqa: E402
+from cctv.threads import set_threads  # noqa: E402
 
 
 def run(**kwargs):
@@ -57,6 +58,7 @@ def parse_opt(argv=None):
 
 @cli_main
 def main(opt):
+    set_threads(0, opt.device)
     run(**vars(opt))
 
 

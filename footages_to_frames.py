@@ -18,6 +18,7 @@ from cctv.cli import make_parser
 from cctv.errors import check_range, cli_main
 from cctv.labels import load_label_interface
 from cctv.labels.footage import extract_frames, summary_table
+from cctv.threads import set_threads
 
 ROOT = Path(__file__).resolve().parent
 
@@ -64,6 +65,7 @@ def parse_opt(argv=None):
 
 @cli_main
 def main(opt):
+    set_threads()
     return run(**vars(opt))
 
 

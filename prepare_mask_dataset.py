@@ -17,6 +17,7 @@ from cctv.cli import make_parser  # noqa: E402
 from cctv.errors import cli_main  # noqa: E402
 from cctv.labels import add_class_map_argument  # noqa: E402
 from cctv.mask_dataset_prep import run_prepare  # noqa: E402
+from cctv.threads import set_threads  # noqa: E402
 
 
 def run(**kwargs):
@@ -49,6 +50,7 @@ def parse_opt(argv=None):
 
 @cli_main
 def main(opt):
+    set_threads()
     run(**vars(opt))
 
 

@@ -18,6 +18,7 @@ from cctv.cli import make_parser  # noqa: E402
 from cctv.errors import UserError, check_threads, cli_main  # noqa: E402
 from cctv.face_dataset import DEFAULT_CACHE_DIR, face_crops_from_folder  # noqa: E402
 from cctv.mask_metrics import evaluate_classifier, report_block  # noqa: E402
+from cctv.threads import set_threads  # noqa: E402
 
 
 def run(detector_model_path="models/detector.pt", test_examples_path="mask_dataset/test", mtcnn_model_path=None,
@@ -56,6 +57,7 @@ def parse_opt(argv=None):
 
 @cli_main
 def main(opt):
+    set_threads(opt.threads)
     run(**vars(opt))
 
 

@@ -17,6 +17,7 @@ from cctv.errors import cli_main  # noqa: E402
 from cctv.labels import add_class_map_argument  # noqa: E402
 from cctv.face_dataset import DEFAULT_CACHE_DIR  # noqa: E402
 from cctv.mask_training import run_training  # noqa: E402
+from cctv.threads import set_threads  # noqa: E402
 
 DEFAULT_ARCH = "small"
 
@@ -61,6 +62,7 @@ def parse_opt(argv=None):
 
 @cli_main
 def main(opt):
+    set_threads(opt.threads)
     run(**vars(opt))
 
 

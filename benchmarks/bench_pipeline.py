@@ -26,6 +26,7 @@ SHARED = Path(os.environ.get("CCTV_SHARED_DIR", ROOT.parent / "shared"))
 sys.path.insert(0, str(ROOT))
 
 from cctv.pipeline import default_batch_size  # noqa: E402
+from cctv.threads import set_threads  # noqa: E402
 
 RECORDED_FACENET_FPS = {(480, 270): 30.0, (960, 506): 9.0, (1920, 1080): 3.1}  # shared/README.md, 2 cores
 TARGET_RATIO = 1.5
@@ -78,11 +79,8 @@ def cut_clip(src, dst, frames, loops=1):
 
 
 def time_ours(clip_path, model, threads, batch_size, device, tmp, motion="auto"):
-    import torch
-
     import cctv_mask_detector
 
-    torch.set_num_threads(threads)
     start = time.perf_counter()
     summary = cctv_mask_detector.run(footage_path=str(clip_path), output_path=str(tmp / "bench_out.mp4"),
                                      detector_model_path=model, threads=threads, batch_size=batch_size,
@@ -91,11 +89,9 @@ def time_ours(clip_path, model, threads, batch_size, device, tmp, motion="auto")
 
 
 def time_our_detect(frames, threads, batch_size, device):
-    import torch
-
     from mtcnn import MTCNN
 
-    torch.set_num_threads(threads)
+    set_threads(threads, device)
     m = MTCNN(keep_all=True, device=device)
     m.detect(frames[:batch_size])
     start = time.perf_counter()

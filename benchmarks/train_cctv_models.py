@@ -13,11 +13,12 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
-import torch
-
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+import cctv  # noqa: E402,F401 - before torch: OpenMP's passive wait policy (cctv/threads.py)
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
 
 from cctv.atomic import save_torch  # noqa: E402
 from cctv.model_safety import keep_previous  # noqa: E402
@@ -25,6 +26,7 @@ from cctv.cctv_training import (FrameSource, cctv_sampling, load_sources, refine
                                 room_backgrounds, train_detector)
 from cctv.finetune.train import FinetuneSettings, checkpoint  # noqa: E402
 from cctv.cctv_models import CCTV_MIN_FACE_SIZE, CCTV_THRESHOLDS  # noqa: E402
+from cctv.threads import set_threads  # noqa: E402
 
 
 MINING_THRESHOLDS, MINING_MIN_FACE_SIZE = (0.5, 0.5, 0.5), 12
@@ -117,7 +119,7 @@ def parse_opt(argv=None):
 
 
 def main(opt):
-    torch.set_num_threads(opt.threads)
+    set_threads(opt.threads)
     torch.manual_seed(0)
     sources = load_sources(opt.shared)
     if not opt.skip_detector:

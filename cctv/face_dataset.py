@@ -20,7 +20,7 @@ from tqdm import tqdm
 
 from .atomic import write_bytes
 from .classifier import CLASS_NAMES, DEFAULT_MTCNN_SETTINGS
-from .errors import UserError
+from .errors import UserError, user_errors
 from .images import list_images, load_image
 
 PROTECTED, UNPROTECTED = CLASS_NAMES.index("protected"), CLASS_NAMES.index("unprotected")
@@ -139,10 +139,11 @@ MTCNN_ARGUMENTS = ("image_size", "margin", "min_face_size", "thresholds", "facto
 
 
 def make_mtcnn(mtcnn_settings, mtcnn_model_path=None):
-    from mtcnn import MTCNN
+    from mtcnn import MTCNN, MTCNNWeightsError
 
     settings = {k: v for k, v in mtcnn_settings.items() if k in MTCNN_ARGUMENTS}  # not e.g. "weights"
-    return MTCNN(**settings, keep_all=True, select_largest=True, weights_path=mtcnn_model_path)
+    with user_errors(MTCNNWeightsError):
+        return MTCNN(**settings, keep_all=True, select_largest=True, weights_path=mtcnn_model_path)
 
 
 def largest_face_crop(mtcnn, img, image_size, margin, max_side=DETECT_MAX_SIDE):

@@ -21,10 +21,11 @@ from .alerts import DEFAULT_MESSAGE, AlertMonitor, EventLog, PersonAlertMonitor,
 from .annotate import draw_banner, draw_faces, draw_people
 from .atomic import write_text
 from .errors import (STOP_SIGNALS, Interrupted, UserError, check_range, check_threads, handling_signals,
-                     stop_signals_as_interrupt)
+                     stop_signals_as_interrupt, user_errors)
 from .exit_zone import parse_exit_zone
 from .motion import MODES as MOTION_MODES
 from .recording import RECORD_MODES, AlertClips, AnnotatedFrame, default_record_mode
+from .threads import codec_threads, set_threads
 from .video import (URL_SCHEMES, BackgroundWriter, VideoWriter, check_writable, check_writable_dir, open_source,
                     partial_path, prefetch)
 
@@ -74,7 +75,7 @@ class MaskPipeline:
              min_face_size=None, threshold=0.5):
         """The classifier checkpoint and MTCNN (pretrained, or fine-tuned weights); detection settings default
         to those the classifier's training crops were made with."""
-        from mtcnn import MTCNN  # noqa: heavy imports only when a pipeline is built
+        from mtcnn import MTCNN, MTCNNWeightsError  # noqa: heavy imports only when a pipeline is built
 
         from .classifier import load_classifier
         from .face_dataset import MTCNN_ARGUMENTS
@@ -89,14 +90,9 @@ class MaskPipeline:
             settings["thresholds"] = list(thresholds)
         if min_face_size is not None:
             settings["min_face_size"] = min_face_size
-        try:
+        with user_errors(MTCNNWeightsError):
             detector = MTCNN(**settings, keep_all=True, select_largest=False, device=device,
                              weights_path=mtcnn_model_path)
-        except UserError:
-            raise
-        except Exception as e:  # a foreign or corrupt checkpoint
-            raise UserError(f"{mtcnn_model_path}: not a usable MTCNN checkpoint ({e.__class__.__name__}: "
-                            f"{str(e).splitlines()[0][:200] if str(e) else ''})") from None
         pipeline = cls(detector, classifier, threshold)
         pipeline.mtcnn_model_path = mtcnn_model_path  # what was loaded (None: pretrained), e.g. for the log
         return pipeline
@@ -389,12 +385,7 @@ def run_job(cfg: JobConfig, on_frame=None) -> JobSummary:
         cfg.output_path = default_output_path(cfg)
     validate(cfg)
     warn = Warnings()
-    if cfg.threads:
-        import cv2
-        import torch
-
-        torch.set_num_threads(cfg.threads)
-        cv2.setNumThreads(cfg.threads)
+    set_threads(cfg.threads, cfg.device)
     source = None if cfg.demo else open_source(cfg.footage_path, cfg.reconnect_attempts, cfg.reconnect_delay, warn)
     try:
         pipeline = MaskPipeline.load(cfg.detector_model_path, cfg.mtcnn_model_path, cfg.device, cfg.thresholds,
@@ -502,7 +493,7 @@ class _Job:
         else:
             self.events = events or EventLog(self.summary.events)
         if self.record == "alerts":
-            self.clips = AlertClips(cfg.output_path, info, 1 if cfg.device == "cpu" else 0, self.writer_room,
+            self.clips = AlertClips(cfg.output_path, info, codec_threads(), self.writer_room,
                                     cfg.clip_before_s, cfg.clip_after_s, warn)
         self.snapshots = SnapshotSaver(snapshots_dir(cfg.output_path), self.summary.events.parent)
         self.alerting = False  # an alert fired and its condition still holds: the banner is red
@@ -512,7 +503,7 @@ class _Job:
         speech, info = self.speech, self.info
         return VideoWriter(path, info.width, info.height, info.fps,
                            alert_audio=speech[0] if speech else None, sample_rate=speech[1] if speech else 22050,
-                           threads=1 if self.cfg.device == "cpu" else 0, warn=self.warn)
+                           threads=codec_threads(), warn=self.warn)
 
     def next_video(self, path):
         """Finish the video so far (it is renamed into place) and go on recording into `path`."""

@@ -21,7 +21,6 @@ from pathlib import Path
 
 import av
 
-from .alerts import AlertMonitor
 from .atomic import atomic_path, write_json, write_text
 from .errors import UserError
 from .exit_zone import parse_exit_zone

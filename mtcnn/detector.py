@@ -7,6 +7,7 @@ from PIL import Image
 
 from .cascade import detect_batch, integral_image
 from .crops import crop_faces
+from .images import to_rgb_array
 from .nets import in_chunks, load_nets
 
 
@@ -189,8 +190,6 @@ def _no_faces():
 
 def _as_frames(img):
     """(HxWx3 uint8 frames: a (B,H,W,3) array or a list, whether the input was a batch)."""
-    from cctv.images import to_rgb_array
-
     if isinstance(img, torch.Tensor):
         img = img.cpu().numpy()
     if isinstance(img, np.ndarray) and img.ndim == 4:

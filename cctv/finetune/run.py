@@ -4,7 +4,7 @@ from pathlib import Path
 import torch
 
 from ..atomic import check_writable, save_torch
-from ..errors import UserError
+from ..errors import UserError, user_errors
 from ..model_safety import Figure, keep_previous, replacement_report, shipped_name
 from .train import FinetuneSettings, checkpoint, checkpoint_meta, finetune, parse_stages, split_frames, summary
 
@@ -53,7 +53,7 @@ def run_finetune(labels_dir, metadata_dir=None, images_dir=None, mtcnn_model_out
                  val_fraction=0.2, seed=0, thresholds=DEFAULT_THRESHOLDS, min_face_size=20, class_map=None,
                  device="cpu", force=False, progress=True):
     """Fine-tune MTCNN on labeled frames; returns the FinetuneResult (with .written: the path or None)."""
-    from mtcnn import MTCNN
+    from mtcnn import MTCNN, MTCNNWeightsError
 
     _check_positive("batch_size", batch_size)
     _check_positive("num_epochs", num_epochs)
@@ -76,8 +76,9 @@ def run_finetune(labels_dir, metadata_dir=None, images_dir=None, mtcnn_model_out
     print(f"{len(items)} labeled frames: {len(train_items)} for training, {len(val_items)} for validation "
           f"(seed {seed}); fine-tuning {', '.join(settings.stages)}")
 
-    detector = MTCNN(min_face_size=min_face_size, thresholds=thresholds, keep_all=True,
-                     weights_path=pretrained_mtcnn_model, device=device)
+    with user_errors(MTCNNWeightsError):
+        detector = MTCNN(min_face_size=min_face_size, thresholds=thresholds, keep_all=True,
+                         weights_path=pretrained_mtcnn_model, device=device)
     result = finetune(detector, train_items, val_items, settings, progress)
 
     previous = _previous_evaluation(mtcnn_model_output_path, pretrained_mtcnn_model, detector, val_items, progress)
