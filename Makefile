@@ -2,7 +2,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 THREADS ?= 2
 
-.PHONY: setup demo test test-slow test-all bench clean
+.PHONY: setup demo test test-slow test-all bench clean spb suite-standin
 setup:
 	@bash scripts/setup_env.sh $(VENV)
 
@@ -32,3 +32,11 @@ bench-env:
 	test -x .venv-facenet/bin/python || python3 -m venv .venv-facenet
 	.venv-facenet/bin/pip -q install torch==2.14.1 torchvision==0.29.1 numpy Pillow requests tqdm
 	.venv-facenet/bin/pip -q install --no-deps facenet-pytorch==2.6.0
+
+# The venv's spb with credentials checked first and the download folder made: make spb ARGS="download -p P -d suite_download -y"
+spb:
+	$(PY) -m cctv.suite_cli $(ARGS)
+
+# A loopback stand-in of the Suite for trying the labeling round trip offline (prints what to run next)
+suite-standin:
+	$(PY) -m cctv.suite_standin --project $(or $(PROJECT),cctv-mask-detector)

@@ -10,10 +10,10 @@ annotated H.264 video, alert (events file, snapshots, voice) when under 75% of t
     python cctv_mask_detector.py --footage_path a.mp4 b.mp4 rtsp://cam3/stream --output_path runs/office  # on Ray
     python cctv_mask_detector.py --cameras cameras.yaml --ray_address auto   # on a Ray cluster
 """
-import argparse
 from dataclasses import fields
 from pathlib import Path
 
+from cctv.cli import make_parser
 from cctv.errors import UserError, cli_main
 from cctv.model_registry import current_model_paths
 from cctv.pipeline import DEFAULT_DETECTOR, JobConfig, run_job
@@ -23,8 +23,7 @@ D = JobConfig()  # defaults live in one place
 
 
 def parse_opt(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = make_parser(__doc__)
     src = p.add_argument_group("input and output")
     src.add_argument("--footage_path", nargs="+", help="video file (mp4/avi/mov/mkv/gif), folder of footage, camera "
                                                        "index (0) or stream URL (rtsp://, http://); several: one "
@@ -36,6 +35,14 @@ def parse_opt(argv=None):
     src.add_argument("--output_path", help="annotated .mp4 (default runs/cctv/<source>.mp4; runs/demo/demo.mp4 "
                                            "with --demo); alerts go to <output_path>.events.jsonl")
     src.add_argument("--max_frames", type=int, default=D.max_frames, help="stop after this many frames")
+    src.add_argument("--record", default=D.record, metavar="{all,alerts,none}",
+                     help="all: the whole annotated video; alerts: a clip around each alert "
+                          "(<output stem>.clips/alertNNNN.mp4, named in the event line); none: no video "
+                          "(default: all for footage files and folders, alerts for cameras and streams)")
+    src.add_argument("--clip_before_s", type=float, default=D.clip_before_s,
+                     help="--record alerts: seconds of video before each alert")
+    src.add_argument("--clip_after_s", type=float, default=D.clip_after_s,
+                     help="--record alerts: seconds of video after each alert (an alert in a clip extends it)")
     src.add_argument("--reconnect_attempts", type=int, default=D.reconnect_attempts,
                      help="live sources: reconnect attempts before giving up")
     src.add_argument("--reconnect_delay", type=float, default=D.reconnect_delay,
@@ -46,7 +53,7 @@ def parse_opt(argv=None):
                         f"else {D.detector_model_path})")
     m.add_argument("--mtcnn_model_path", default=D.mtcnn_model_path,
                    help="fine-tuned MTCNN checkpoint (default: the current version's when --detector_model_path "
-                        "is not given, else pretrained weights)")
+                        "is not given, else the pretrained weights)")
     m.add_argument("--device", default=D.device, help="cpu, cuda, cuda:0, ...")
     m.add_argument("--batch_size", type=int, default=D.batch_size,
                    help="frames per detection batch (default 4 on cpu, 32 on cuda)")
@@ -55,6 +62,11 @@ def parse_opt(argv=None):
                    help="MTCNN thresholds (default: those the classifier was trained with)")
     m.add_argument("--min_face_size", type=int, default=D.min_face_size,
                    help="smallest face in pixels (default: the classifier's training setting)")
+    m.add_argument("--motion", default=D.motion, metavar="{auto,on,off}",
+                   help="detect only where the picture changed (plus where faces were, and the whole frame every "
+                        "--keyframe_s); auto: on for a still camera, off while the whole view moves")
+    m.add_argument("--keyframe_s", type=float, default=D.keyframe_s,
+                   help="with --motion: a whole-frame detection at least this often (seconds of video)")
     m.add_argument("--class_threshold", type=float, default=D.class_threshold,
                    help="P(protected) at or above this is protected")
     m.add_argument("--track_threshold", type=float, default=D.track_threshold,

@@ -13,6 +13,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from cctv.errors import cli_main  # noqa: E402
+from cctv.threads import set_threads  # noqa: E402
 
 
 def run(labels_dir, metadata_dir=None, images_dir=None, mtcnn_model_path=None, shipped_mtcnn_model_path=None,
@@ -54,6 +55,7 @@ def parse_opt(argv=None):
 
 @cli_main
 def main(opt):
+    set_threads(opt.threads)
     run(**vars(opt))
 
 

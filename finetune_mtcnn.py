@@ -7,7 +7,6 @@ weights only when they are better (or with --force).
         --images_dir=../shared/data/facemask853/images --batch_size=8 --num_epochs=5 \
         --mtcnn_model_output_path=models/finetuned_mtcnn.pt
 """
-import argparse
 import sys
 from pathlib import Path
 
@@ -15,8 +14,10 @@ ROOT = Path(__file__).resolve().parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from cctv.cli import make_parser  # noqa: E402
 from cctv.errors import cli_main  # noqa: E402
 from cctv.finetune.run import DEFAULT_THRESHOLDS, run_finetune  # noqa: E402
+from cctv.threads import set_threads  # noqa: E402
 
 
 def run(**kwargs):
@@ -25,8 +26,7 @@ def run(**kwargs):
 
 
 def parse_opt(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = make_parser(__doc__)
     p.add_argument("--labels_dir", required=True,
                    help="labels: a Suite export's labels/ folder, an export folder or .zip, a COCO .json, "
                         "VOC or YOLO folder")
@@ -58,6 +58,7 @@ def parse_opt(argv=None):
 
 @cli_main
 def main(opt):
+    set_threads(0, opt.device)
     run(**vars(opt))
 
 

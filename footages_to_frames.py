@@ -10,14 +10,15 @@ note; frames already in --output_dir are kept, so a re-run adds nothing twice. -
 `<frame>.jpg.json` beside each frame with our detections (protected/unprotected boxes) in the form
 `spb upload dataset --include-label` uploads.
 """
-import argparse
 import sys
 from pathlib import Path
 
 from cctv.atomic import check_writable_dir
+from cctv.cli import make_parser
 from cctv.errors import check_range, cli_main
 from cctv.labels import load_label_interface
 from cctv.labels.footage import extract_frames, summary_table
+from cctv.threads import set_threads
 
 ROOT = Path(__file__).resolve().parent
 
@@ -46,8 +47,7 @@ def run(footage_dir, output_dir, frames_per_extract=10, pre_labels=False,
 
 
 def parse_opt(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = make_parser(__doc__)
     p.add_argument("--footage_dir", required=True, help="folder of footage files (video or GIF)")
     p.add_argument("--output_dir", required=True, help="folder for the JPEG frames (the `spb upload` folder)")
     p.add_argument("--frames_per_extract", type=int, default=10, help="keep every N-th frame")
@@ -59,12 +59,13 @@ def parse_opt(argv=None):
     p.add_argument("--project_json", default=None,
                    help="the Suite project's project.json (written by `spb download`): its class ids go into the pre-labels")
     p.add_argument("--threshold", type=float, default=0.5, help="P(protected) at or above which a face is protected")
-    p.add_argument("--jpeg_quality", type=int, default=95)
+    p.add_argument("--jpeg_quality", type=int, default=95, help="JPEG quality of the frames (1-100)")
     return p.parse_args(argv)
 
 
 @cli_main
 def main(opt):
+    set_threads()
     return run(**vars(opt))
 
 

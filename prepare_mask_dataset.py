@@ -6,7 +6,6 @@ without_mask/; any file names) and/or labeled photos (each labeled face cropped 
     python prepare_mask_dataset.py --labels_dir ../shared/data/facemask853/annotations \
         --images_dir ../shared/data/facemask853/images --output_path mask_dataset/facemask853
 """
-import argparse
 import sys
 from pathlib import Path
 
@@ -14,9 +13,11 @@ ROOT = Path(__file__).resolve().parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from cctv.cli import make_parser  # noqa: E402
 from cctv.errors import cli_main  # noqa: E402
 from cctv.labels import add_class_map_argument  # noqa: E402
 from cctv.mask_dataset_prep import run_prepare  # noqa: E402
+from cctv.threads import set_threads  # noqa: E402
 
 
 def run(**kwargs):
@@ -27,8 +28,7 @@ def run(**kwargs):
 
 
 def parse_opt(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = make_parser(__doc__)
     p.add_argument("--source_path", default=None,
                    help="Kaggle-style folder with with_mask/ and without_mask/ (or protected/, unprotected/)")
     p.add_argument("--labels_dir", default=None,
@@ -50,6 +50,7 @@ def parse_opt(argv=None):
 
 @cli_main
 def main(opt):
+    set_threads()
     run(**vars(opt))
 
 

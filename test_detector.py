@@ -5,7 +5,6 @@ number of images in which MTCNN found no face. Positive = protected.
     python test_detector.py --detector_model_path models/detector.pt \
         --test_examples_path mask_dataset/mask_classification/test
 """
-import argparse
 import sys
 from pathlib import Path
 
@@ -15,9 +14,11 @@ if str(ROOT) not in sys.path:
 
 from cctv.atomic import check_writable_dir  # noqa: E402
 from cctv.classifier import load_classifier  # noqa: E402
+from cctv.cli import make_parser  # noqa: E402
 from cctv.errors import UserError, check_threads, cli_main  # noqa: E402
 from cctv.face_dataset import DEFAULT_CACHE_DIR, face_crops_from_folder  # noqa: E402
 from cctv.mask_metrics import evaluate_classifier, report_block  # noqa: E402
+from cctv.threads import set_threads  # noqa: E402
 
 
 def run(detector_model_path="models/detector.pt", test_examples_path="mask_dataset/test", mtcnn_model_path=None,
@@ -42,8 +43,7 @@ def run(detector_model_path="models/detector.pt", test_examples_path="mask_datas
 
 
 def parse_opt(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = make_parser(__doc__)
     p.add_argument("--detector_model_path", default="models/detector.pt", help="classifier checkpoint")
     p.add_argument("--test_examples_path", default="mask_dataset/test",
                    help="folder with protected/ and unprotected/ (or with_mask/, without_mask/)")
@@ -57,6 +57,7 @@ def parse_opt(argv=None):
 
 @cli_main
 def main(opt):
+    set_threads(opt.threads)
     run(**vars(opt))
 
 

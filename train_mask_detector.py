@@ -4,7 +4,6 @@ are cached; training uses class-balanced batches, augmentation, a validation spl
     python train_mask_detector.py --train_examples_path mask_dataset/mask_classification/train \
         mask_dataset/facemask853/train --num_epochs 50 --detector_model_output_path models/detector.pt
 """
-import argparse
 import sys
 from pathlib import Path
 
@@ -13,10 +12,12 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from cctv.classifier import ARCHITECTURES  # noqa: E402
+from cctv.cli import make_parser  # noqa: E402
 from cctv.errors import cli_main  # noqa: E402
 from cctv.labels import add_class_map_argument  # noqa: E402
 from cctv.face_dataset import DEFAULT_CACHE_DIR  # noqa: E402
 from cctv.mask_training import run_training  # noqa: E402
+from cctv.threads import set_threads  # noqa: E402
 
 DEFAULT_ARCH = "small"
 
@@ -27,8 +28,7 @@ def run(**kwargs):
 
 
 def parse_opt(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = make_parser(__doc__)
     p.add_argument("--train_examples_path", nargs="+", default=["mask_dataset/train"],
                    help="one or more folders with protected/ and unprotected/ (or with_mask/, without_mask/)")
     p.add_argument("--train_dataset_size_per_class", type=int, default=None,
@@ -62,6 +62,7 @@ def parse_opt(argv=None):
 
 @cli_main
 def main(opt):
+    set_threads(opt.threads)
     run(**vars(opt))
 
 

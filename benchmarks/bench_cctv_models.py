@@ -13,16 +13,17 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
-import torch
-
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
 sys.path.insert(0, str(ROOT))
 
+import cctv  # noqa: E402,F401 - before torch: OpenMP's passive wait policy (cctv/threads.py)
+import numpy as np  # noqa: E402
+
 from cctv.cctv_models import CCTV_MIN_FACE_SIZE, CCTV_THRESHOLDS, SHIPPED_CLASSIFIER, SHIPPED_MTCNN  # noqa: E402
 from cctv.footage_eval import load_footage_labels, read_clip, score_footage  # noqa: E402
 from cctv.model_eval import ModelSpec, compare, format_comparison, spec_from_checkpoint  # noqa: E402
+from cctv.threads import set_threads  # noqa: E402
 
 LABELS = ROOT / "benchmarks/data/footage_faces"
 OLD_MTCNN, OLD_CLASSIFIER = "models/finetuned_mtcnn.pt", "models/detector.pt"
@@ -31,9 +32,9 @@ CHANNY_OUT_FRAMES = range(3, 13)
 
 def detector_specs():
     """(spec, classifier path) pairs: what the main job ran before, the alternatives, the new models."""
-    cctv = [ModelSpec("pretrained @10", None, CCTV_MIN_FACE_SIZE, CCTV_THRESHOLDS), OLD_CLASSIFIER]
+    pretrained_small = (ModelSpec("pretrained @10", None, CCTV_MIN_FACE_SIZE, CCTV_THRESHOLDS), OLD_CLASSIFIER)
     rows = [(ModelSpec("pretrained (default)", None, 20, (0.6, 0.7, 0.7)), OLD_CLASSIFIER),
-            tuple(cctv),
+            pretrained_small,
             (spec_from_checkpoint("finetuned_mtcnn (old)", ROOT / OLD_MTCNN), OLD_CLASSIFIER)]
     if (ROOT / SHIPPED_MTCNN).is_file():
         classifier = SHIPPED_CLASSIFIER if (ROOT / SHIPPED_CLASSIFIER).is_file() else OLD_CLASSIFIER
@@ -133,7 +134,7 @@ def main():
     args = ap.parse_args()
     if not (SHARED / "data").is_dir():
         sys.exit(f"../shared not found: {SHARED}")
-    torch.set_num_threads(args.threads)
+    set_threads(args.threads)
     rows = detector_specs()
     print("CCTV footage (hand-labeled face centres; never trained on):")
     print(footage_table(rows))

@@ -12,16 +12,18 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
-import torch
-
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
 sys.path.insert(0, str(ROOT))
 
+import cctv  # noqa: E402,F401 - before torch: OpenMP's passive wait policy (cctv/threads.py)
+import numpy as np  # noqa: E402
+
 from cctv.atomic import save_torch  # noqa: E402
+from cctv.model_safety import keep_previous  # noqa: E402
 from cctv.finetune.run import load_labeled_frames  # noqa: E402
 from cctv.finetune.train import FinetuneSettings, checkpoint, checkpoint_meta, finetune, split_frames, summary  # noqa: E402
+from cctv.threads import set_threads  # noqa: E402
 
 EXPORT = SHARED / "data/suite_exports/facemask853"
 IMAGES = SHARED / "data/facemask853/images"
@@ -68,7 +70,7 @@ def main():
     args = ap.parse_args()
     if not EXPORT.is_dir() or not IMAGES.is_dir():
         sys.exit(f"../shared not found: {EXPORT} and {IMAGES} are needed")
-    torch.set_num_threads(args.threads)
+    set_threads(args.threads)
     from mtcnn import MTCNN
 
     items = load_labeled_frames(EXPORT, images_dir=IMAGES)
@@ -99,8 +101,9 @@ def main():
             meta = checkpoint_meta(result, settings, detector, {
                 "labels": "facemask853 Suite export", "train_frames": len(train_items), "val_frames": len(val_items),
                 "val_fraction": 0.2, "started_from": "pretrained"})
+            kept = keep_previous(args.save)
             save_torch(checkpoint(detector, meta), args.save)
-            print(f"wrote {args.save}")
+            print(f"wrote {args.save}" + (f"; the model it replaced is kept as {kept.backup}" if kept else ""))
         else:
             print(f"not better: {args.save} not written")
 

@@ -15,13 +15,14 @@ import tempfile
 import time
 from pathlib import Path
 
-import cv2
-import numpy as np
-import torch
-
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+import cctv  # noqa: E402,F401 - before torch: OpenMP's passive wait policy (cctv/threads.py)
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+from cctv.threads import set_threads  # noqa: E402
 from cctv.video import read_frames  # noqa: E402
 from mtcnn import MTCNN  # noqa: E402
 
@@ -78,8 +79,7 @@ def time_theirs(python, frames, threads, device, batch, repeats):
 
 
 def run(shared_dir, threads=2, frames=16, repeats=2, rounds=2, device="cpu", batch=None, facenet_python=""):
-    torch.set_num_threads(threads)
-    cv2.setNumThreads(threads)
+    set_threads(threads, device)
     batch = batch or (16 if device.startswith("cuda") else 1)
     footage = Path(shared_dir) / "data" / "footage"
     if not footage.is_dir():
@@ -95,8 +95,8 @@ def run(shared_dir, threads=2, frames=16, repeats=2, rounds=2, device="cpu", bat
         rows.append((clip, f"{data.shape[2]}x{data.shape[1]}", len(data), ours, theirs, why))
     print(f"\nMTCNN detect, default thresholds, device={device}, threads={threads}, batch={batch}, "
           f"torch {torch.__version__}, best of {rounds} alternating rounds x {repeats} passes")
-    print(f"| clip | size | frames | ours fps | facenet-pytorch fps | ours/theirs |")
-    print(f"|---|---|---|---|---|---|")
+    print("| clip | size | frames | ours fps | facenet-pytorch fps | ours/theirs |")
+    print("|---|---|---|---|---|---|")
     for clip, size, n, ours, theirs, why in rows:
         ratio = f"{ours / theirs:.2f}x" if theirs else "n/a"
         peer = f"{theirs:.1f}" if theirs else f"n/a ({why})"

@@ -26,17 +26,21 @@ SHARED = Path(os.environ.get("CCTV_SHARED_DIR", ROOT.parent / "shared"))
 sys.path.insert(0, str(ROOT))
 
 from cctv.pipeline import default_batch_size  # noqa: E402
+from cctv.threads import set_threads  # noqa: E402
 
 RECORDED_FACENET_FPS = {(480, 270): 30.0, (960, 506): 9.0, (1920, 1080): 3.1}  # shared/README.md, 2 cores
 TARGET_RATIO = 1.5
 
 MEMORY_SCRIPT = r"""
-import resource, sys
+import json, resource, sys
 sys.path.insert(0, sys.argv[1])
 import cctv_mask_detector
 cctv_mask_detector.run(footage_path=sys.argv[2], output_path=sys.argv[3], detector_model_path=sys.argv[4],
-                       threads=int(sys.argv[5]), no_voice=True, quiet=True)
-print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+                       threads=int(sys.argv[5]), no_voice=True, quiet=True, **json.loads(sys.argv[6]))
+try:  # this process's own peak: ru_maxrss would carry the parent's peak across fork and exec
+    print(next(int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmHWM:")))
+except OSError:
+    print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
 """
 
 
@@ -46,6 +50,8 @@ def parse_opt():
     p.add_argument("--frames", type=int, default=100, help="frames of the clip to time")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--device", default="cpu", help="cpu or cuda (facenet-pytorch then runs batched on it too)")
+    p.add_argument("--motion", default="auto", help="the job's --motion (auto: motion gating; off: every frame whole; "
+                                                   "see bench_motion.py)")
     p.add_argument("--batch_size", type=int, default=None, help="frames per batch (default 4 on cpu, 32 on cuda)")
     p.add_argument("--detector_model_path", default=str(ROOT / "models" / "detector.pt"))
     p.add_argument("--facenet_python", default=str(ROOT / ".venv-facenet" / "bin" / "python"),
@@ -72,25 +78,20 @@ def cut_clip(src, dst, frames, loops=1):
     return clip
 
 
-def time_ours(clip_path, model, threads, batch_size, device, tmp):
-    import torch
-
+def time_ours(clip_path, model, threads, batch_size, device, tmp, motion="auto"):
     import cctv_mask_detector
 
-    torch.set_num_threads(threads)
     start = time.perf_counter()
     summary = cctv_mask_detector.run(footage_path=str(clip_path), output_path=str(tmp / "bench_out.mp4"),
                                      detector_model_path=model, threads=threads, batch_size=batch_size,
-                                     device=device, no_voice=True, quiet=True)
+                                     device=device, no_voice=True, quiet=True, motion=motion)
     return summary.frames / (time.perf_counter() - start), summary
 
 
 def time_our_detect(frames, threads, batch_size, device):
-    import torch
-
     from mtcnn import MTCNN
 
-    torch.set_num_threads(threads)
+    set_threads(threads, device)
     m = MTCNN(keep_all=True, device=device)
     m.detect(frames[:batch_size])
     start = time.perf_counter()
@@ -99,9 +100,10 @@ def time_our_detect(frames, threads, batch_size, device):
     return len(frames) / (time.perf_counter() - start)  # detect() returns arrays: the device is done
 
 
-def time_facenet(frames, threads, side_python, tmp, device="cpu", batch_size=1):
+def time_facenet(frames, threads, side_python, tmp, device="cpu", batch_size=1, measure="fps"):
     """facenet-pytorch detect-only frames/s (on the CPU one frame per call, its usual use there; on a GPU in
-    batches like ours), timed by benchmarks/facenet_worker.py here or in the side environment; or (None, why)."""
+    batches like ours), timed by benchmarks/facenet_worker.py here or in the side environment; or (None, why).
+    measure: "fps" (wall clock), "cpu_fps" (per CPU-second), or None for both as a dict."""
     python = sys.executable
     try:
         import facenet_pytorch  # noqa: F401
@@ -118,7 +120,8 @@ def time_facenet(frames, threads, side_python, tmp, device="cpu", batch_size=1):
                             capture_output=True, text=True)
     if result.returncode:
         return None, f"facenet-pytorch run failed: {result.stderr.strip().splitlines()[-1:]}"
-    return json.loads(result.stdout.strip().splitlines()[-1])["fps"], python
+    found = json.loads(result.stdout.strip().splitlines()[-1])
+    return (found[measure] if measure else found), python
 
 
 def time_decode(clip_path):
@@ -142,13 +145,14 @@ def time_encode(frames, device, tmp):
     return len(frames) / (time.perf_counter() - start)
 
 
-def peak_rss_mib(clip, model, threads, tmp):
+def peak_rss_mib(clip, model, threads, tmp, **job_flags):
+    """Peak RSS of the main job on `clip` in a fresh process (job_flags: more of its flags, e.g. record)."""
     out = tmp / f"mem_{Path(clip).stem}.mp4"
     result = subprocess.run([sys.executable, "-c", MEMORY_SCRIPT, str(ROOT), str(clip), str(out), model,
-                             str(threads)], capture_output=True, text=True)
+                             str(threads), json.dumps(job_flags)], capture_output=True, text=True)
     if result.returncode:
         raise SystemExit(f"memory run failed on {clip}:\n{result.stderr}")
-    return int(result.stdout.strip().splitlines()[-1]) / 1024  # ru_maxrss is KiB on Linux
+    return int(result.stdout.strip().splitlines()[-1]) / 1024  # VmHWM and ru_maxrss are KiB on Linux
 
 
 def main():
@@ -166,7 +170,7 @@ def main():
         n, h, w = frames.shape[:3]
         ours = ours_detect = theirs = 0.0
         for _ in range(opt.rounds):
-            fps, summary = time_ours(clip_path, model, opt.threads, batch, opt.device, tmp)
+            fps, summary = time_ours(clip_path, model, opt.threads, batch, opt.device, tmp, opt.motion)
             ours = max(ours, fps)
             ours_detect = max(ours_detect, time_our_detect(frames, opt.threads, batch, opt.device))
             fps, how = time_facenet(frames, opt.threads, opt.facenet_python, tmp, opt.device, batch)
@@ -176,7 +180,8 @@ def main():
         recorded = RECORDED_FACENET_FPS.get((w, h)) if opt.device == "cpu" else None
         reference = theirs if theirs else recorded
         print(f"\nEnd-to-end main job vs facenet-pytorch detect-only: {Path(opt.clip).name}, first {n} frames, "
-              f"{w}x{h}, device {opt.device}, {opt.threads} threads, batch {batch}, {os.cpu_count()} CPUs, "
+              f"{w}x{h}, device {opt.device}, {opt.threads} threads, batch {batch}, --motion {opt.motion}, "
+              f"{os.cpu_count()} CPUs, "
               f"best of {opt.rounds} rounds")
         rows = [
             ("ours end-to-end (decode+detect+classify+draw+encode)", f"{ours:.1f}"),

@@ -14,15 +14,17 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
-import torch
-
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+import cctv  # noqa: E402,F401 - before torch: OpenMP's passive wait policy (cctv/threads.py)
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
 
 from cctv.classifier import ARCHITECTURES, MaskClassifier, build_network  # noqa: E402
 from cctv.face_dataset import face_crops_from_folder, list_examples  # noqa: E402
 from cctv.mask_training import sources_table, train_classifier  # noqa: E402
+from cctv.threads import set_threads  # noqa: E402
 
 SHARED = ROOT.parent / "shared"
 
@@ -59,7 +61,7 @@ def main():
     opt = p.parse_args()
     if not Path(opt.data).is_dir():
         sys.exit(f"{opt.data} not found: the benchmark reads ../shared/data/mask_classification")
-    torch.set_num_threads(opt.threads)
+    set_threads(opt.threads)
     rows = []
     with tempfile.TemporaryDirectory(prefix="bench-train-cache-") as cache:
         faces, cold = timed(face_crops_from_folder, opt.data, opt.per_class, cache_dir=cache, progress=False)

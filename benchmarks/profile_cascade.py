@@ -9,12 +9,14 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
-import torch
-
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+import cctv  # noqa: E402,F401 - before torch: OpenMP's passive wait policy (cctv/threads.py)
+import torch  # noqa: E402
+
 from benchmarks.bench_mtcnn import CLIPS, sample_frames  # noqa: E402
+from cctv.threads import set_threads  # noqa: E402
 from mtcnn import MTCNN  # noqa: E402
 from mtcnn import cascade  # noqa: E402
 from mtcnn.detector import full_fp32  # noqa: E402
@@ -69,7 +71,7 @@ def tf32():
 
 
 def run(shared_dir, device="cpu", batch=None, repeats=5, threads=2):
-    torch.set_num_threads(threads)
+    set_threads(threads, device)
     batch = batch or (1 if device == "cpu" else 32)
     mtcnn = MTCNN(keep_all=True, device=device)
     modes = [("ieee fp32", full_fp32)] + ([("tf32", tf32)] if device.startswith("cuda") else [])

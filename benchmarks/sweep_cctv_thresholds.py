@@ -9,16 +9,17 @@ import argparse
 import sys
 from pathlib import Path
 
-import numpy as np
-import torch
-
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
 sys.path.insert(0, str(ROOT))
 
+import cctv  # noqa: E402,F401 - before torch: OpenMP's passive wait policy (cctv/threads.py)
+import numpy as np  # noqa: E402
+
 from cctv.cctv_models import CCTV_MIN_FACE_SIZE, SHIPPED_MTCNN  # noqa: E402
 from cctv.cctv_training import load_sources  # noqa: E402
 from cctv.model_eval import ModelSpec, predict, threshold_sweep  # noqa: E402
+from cctv.threads import set_threads  # noqa: E402
 from cctv.video import read_frames  # noqa: E402
 
 TRAINED_FRAMES = 1800  # train_cctv_models.py --max_frames
@@ -37,7 +38,7 @@ def main():
     ap.add_argument("--mtcnn_model_path", default=str(ROOT / SHIPPED_MTCNN))
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
-    torch.set_num_threads(args.threads)
+    set_threads(args.threads)
     photos = left_out_photos()
     room = list(read_frames(SHARED / "data/footage/one_by_one_people.mp4", start=7, step=47))
     truths = [(i.boxes, list(i.classes)) for i in photos]

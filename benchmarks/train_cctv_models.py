@@ -13,17 +13,20 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
-import torch
-
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+import cctv  # noqa: E402,F401 - before torch: OpenMP's passive wait policy (cctv/threads.py)
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
 from cctv.atomic import save_torch  # noqa: E402
+from cctv.model_safety import keep_previous  # noqa: E402
 from cctv.cctv_training import (FrameSource, cctv_sampling, load_sources, refine_with_trained_cascade,  # noqa: E402
                                 room_backgrounds, train_detector)
 from cctv.finetune.train import FinetuneSettings, checkpoint  # noqa: E402
 from cctv.cctv_models import CCTV_MIN_FACE_SIZE, CCTV_THRESHOLDS  # noqa: E402
+from cctv.threads import set_threads  # noqa: E402
 
 
 MINING_THRESHOLDS, MINING_MIN_FACE_SIZE = (0.5, 0.5, 0.5), 12
@@ -81,8 +84,10 @@ def build_detector(opt, sources, log):
                      "held_out": "Moxa3K 15% by file-name hash; facemask853 test 20% (seed 0); channy_* never"},
             "history": {k: [{kk: float(vv) for kk, vv in e.items()} for e in v[1]] for k, v in result.items()},
             "seconds": round(seconds, 1)}
+    kept = keep_previous(opt.mtcnn_model_output_path)
     save_torch(checkpoint(detector, meta), opt.mtcnn_model_output_path)
-    log(f"wrote {opt.mtcnn_model_output_path} ({seconds / 60:.1f} min)")
+    log(f"wrote {opt.mtcnn_model_output_path} ({seconds / 60:.1f} min)"
+        + (f"; the model it replaced is kept as {kept.backup}" if kept else ""))
 
 
 def parse_opt(argv=None):
@@ -114,7 +119,7 @@ def parse_opt(argv=None):
 
 
 def main(opt):
-    torch.set_num_threads(opt.threads)
+    set_threads(opt.threads)
     torch.manual_seed(0)
     sources = load_sources(opt.shared)
     if not opt.skip_detector:

@@ -45,15 +45,19 @@ class AlertEvent:
     people_protected: int = 0
     track_ids: tuple = ()
     snapshots: tuple = ()
+    clip: str | None = None  # --record alerts: the clip's path, relative to the events file's folder
 
     def with_snapshots(self, paths):
         return replace(self, snapshots=tuple(str(p) for p in paths))
 
     def to_json(self) -> str:
-        return json.dumps({"time_s": round(self.time_s, 3), "frame": self.frame, "faces": self.faces,
-                           "protected": self.protected, "ratio": round(self.ratio, 4), "rule": self.rule,
-                           "people": self.people, "people_protected": self.people_protected,
-                           "track_ids": [int(t) for t in self.track_ids], "snapshots": list(self.snapshots)})
+        line = {"time_s": round(self.time_s, 3), "frame": self.frame, "faces": self.faces,
+                "protected": self.protected, "ratio": round(self.ratio, 4), "rule": self.rule,
+                "people": self.people, "people_protected": self.people_protected,
+                "track_ids": [int(t) for t in self.track_ids], "snapshots": list(self.snapshots)}
+        if self.clip:
+            line["clip"] = self.clip
+        return json.dumps(line)
 
 
 class AlertMonitor:

@@ -1,6 +1,6 @@
 """Drawing on frames (in place, RGB): a box per face, green protected / red unprotected with its score (or,
 for a tracked face, its person's id and decided state: grey while not known), and a banner with
-protected/total (red while an alert is recent)."""
+protected/total (red from an alert while its condition holds)."""
 import cv2
 import numpy as np
 
@@ -56,7 +56,7 @@ def draw_track_box(frame, box, label, color):
 
 def draw_banner(frame, protected, total, alert=False, what="protected"):
     """Top-left banner 'protected 3/4' (`what` names what is counted, e.g. 'people protected');
-    'MASK ALERT' in red while an alert is recent."""
+    'MASK ALERT' in red while an alert's condition holds."""
     s = _scale(frame)
     text = f"{what} {protected}/{total}" + ("  MASK ALERT" if alert else "")
     scale, thickness = max(0.45, 0.6 * s), max(1, round(2 * s))

@@ -137,8 +137,11 @@ def build_classifier(opt, sources_unused, log=print):
                                  **{k: v for k, v in summary.items() if k != "history"}},
                     "history": summary["history"], "test_metrics": tests,
                     "seconds": round(time.perf_counter() - start, 1)}
+    from .model_safety import keep_previous
+
+    kept = keep_previous(opt.detector_model_output_path)
     save_classifier(clf, opt.detector_model_output_path)
-    log(f"wrote {opt.detector_model_output_path}")
+    log(f"wrote {opt.detector_model_output_path}" + (f"; the model it replaced is kept as {kept.backup}" if kept else ""))
 
 
 def mtcnn_checkpoint_settings(path) -> dict:

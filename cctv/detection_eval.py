@@ -171,3 +171,13 @@ def format_table(rows: dict) -> str:
         lines.append(f"({any_row['frames']} frames, {any_row['faces']} faces: {faces}; "
                      f"{any_row['ignored_faces']} faces under {any_row['min_size']:g} px ignored; percentages)")
     return "\n".join(lines)
+
+
+def kept_detections(reference, candidate, iou_threshold=0.5):
+    """(found, total): how many of the reference detections (a list of (boxes, scores) per frame) a candidate
+    detector's (same form) finds again at IoU >= iou_threshold. E.g. gated vs whole-frame detection."""
+    found = total = 0
+    for (ref_boxes, _), (boxes, scores) in zip(reference, candidate):
+        found += int(match_frame(boxes, scores, ref_boxes, iou_threshold).gt_found.sum())
+        total += len(np.asarray(ref_boxes).reshape(-1, 4))
+    return found, total

@@ -11,6 +11,16 @@ class UserError(Exception):
     """A problem with the user's input (a file, a flag, a folder). The message names it."""
 
 
+@contextmanager
+def user_errors(*kinds):
+    """Errors of these kinds, raised by a library with a message that names the file or setting
+    (mtcnn.MTCNNWeightsError), become UserErrors: one line for the user, no traceback."""
+    try:
+        yield
+    except kinds as e:
+        raise UserError(str(e)) from None
+
+
 class Interrupted(KeyboardInterrupt):
     """A stop signal (SIGTERM, SIGHUP) handled like Ctrl-C: cleanup runs, then exit 128 + the signal."""
 

@@ -14,6 +14,7 @@ from tqdm import tqdm
 
 from .atomic import check_writable_dir, write_bytes, write_error
 from .classifier import CLASS_NAMES
+from .detection_eval import short_side
 from .errors import UserError, check_range
 from .face_dataset import box_region, class_folders, iter_labeled_images, split_by_image
 from .images import IMAGE_SUFFIXES, list_images, load_image
@@ -25,11 +26,16 @@ SPLITS = ("train", "test")
 class PrepReport:
     written: Counter = field(default_factory=Counter)  # (split, class) -> files
     unreadable: list = field(default_factory=list)
+    too_small: tuple = None  # (labeled faces left out by --min_face_size, all labeled faces, the size)
 
     def table(self) -> str:
         rows = ["split  " + "  ".join(f"{c:>11}" for c in CLASS_NAMES)]
         for split in SPLITS:
             rows.append(f"{split:<6} " + "  ".join(f"{self.written[split, c]:>11}" for c in CLASS_NAMES))
+        if self.too_small:
+            left_out, labeled, size = self.too_small
+            rows.append(f"labeled faces under {size:g} px (short side) left out: {left_out} of {labeled} "
+                        f"(--min_face_size)")
         rows.append(f"unreadable files skipped: {len(self.unreadable)}")
         rows += [f"  {f}" for f in self.unreadable[:10]]
         if len(self.unreadable) > 10:
@@ -135,6 +141,8 @@ def split_class_folder(source_path, output, train_per_class, seed, report, progr
 
 def crop_labeled_photos(items, output, test_fraction, min_face_size, seed, report, progress=True):
     """Each labeled face (>= min_face_size px) to its own PNG, the photos split by image (seeded)."""
+    sizes = np.concatenate([short_side(item.boxes) for item in items]) if items else np.zeros(0)
+    report.too_small = (int((sizes < min_face_size).sum()), len(sizes), min_face_size)
     for split, part in zip(SPLITS, split_by_image(items, test_fraction, seed)):
         for item, img, boxes, labels in iter_labeled_images(part, min_face_size, progress, desc=f"labeled {split}"):
             if img is None:

@@ -3,6 +3,7 @@ the best epoch kept. Everything is seeded, so a run is reproducible on the same 
 import copy
 import math
 import time
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -15,6 +16,7 @@ from .atomic import check_writable, check_writable_dir
 from .errors import UserError, check_range, check_threads
 from .face_dataset import DEFAULT_CACHE_DIR, concat, face_crops_from_folder, face_crops_from_labels
 from .mask_metrics import binary_metrics, evaluate_classifier
+from .model_safety import Figure, keep_previous, replacement_report
 
 
 def seed_everything(seed):
@@ -240,17 +242,56 @@ def run_training(train_examples_path=("mask_dataset/train",), train_dataset_size
         "history": history,
     }
     clf = MaskClassifier(network, arch, settings["image_size"], settings, metadata)
-    tests = []
-    for path in test_examples_path:
-        test = face_crops_from_folder(path, mtcnn_settings=settings, mtcnn_model_path=mtcnn_model_path,
-                                      cache_dir=cache_dir, progress=progress)
-        tests.append({"source": str(path), **evaluate_classifier(clf, test)})
+    previous = _previous_classifier(detector_model_output_path)
+    test_paths = _test_folders(test_examples_path, train_examples_path, previous)
+    tests = _score(clf, test_paths, mtcnn_model_path, cache_dir, progress)
     clf.metadata["test_metrics"] = tests
+    kept = keep_previous(detector_model_output_path)
     save_classifier(clf, detector_model_output_path)
     print(f"best epoch {summary['best_epoch']}/{num_epochs}: " + ", ".join(
         f"{k} {v:.4f}" for k, v in summary.items() if isinstance(v, float)))
     if tests:
         print(sources_table([{k: t[k] for k in ("source", "faces", "accuracy", "precision", "recall", "f1",
                                                 "roc_auc", "no_face")} for t in tests]))
-    print(f"saved {detector_model_output_path}")
+    old = {t["source"]: t for t in _score(previous, test_paths, mtcnn_model_path, cache_dir, progress)} if previous else {}
+    print(replacement_report(detector_model_output_path, kept, old, {t["source"]: t for t in tests},
+                             CLASSIFIER_FIGURES, "accuracy"))
     return clf
+
+
+CLASSIFIER_FIGURES = (Figure("accuracy", "accuracy"), Figure("f1", "F1"), Figure("roc_auc", "ROC AUC"))
+
+
+def _previous_classifier(path):
+    """The classifier a run is about to replace, to score it beside the new one (None: none, or not one)."""
+    if not Path(path).is_file():
+        return None
+    try:
+        return load_classifier(path)
+    except UserError:
+        return None
+
+
+def _test_folders(test_examples_path, train_examples_path, previous) -> list:
+    """Where the new model is tested: --test_examples_path, else the test/ folder beside each training folder
+    (the write-up's mask_dataset/{train,test}); plus the test sets the replaced model was scored on, when
+    they are here, so that the two can be compared."""
+    paths = [str(p) for p in test_examples_path]
+    if not paths:
+        siblings = [Path(p).parent / "test" for p in train_examples_path if Path(p).name == "train"]
+        paths = [str(p) for p in siblings if p.is_dir()]
+        if paths:
+            print(f"testing on {', '.join(paths)} (beside the training folders; --test_examples_path to choose)")
+    if previous is not None:
+        paths += [t["source"] for t in previous.metadata.get("test_metrics", [])
+                  if Path(t.get("source", "")).is_dir() and t["source"] not in paths]
+    return paths
+
+
+def _score(clf, test_paths, mtcnn_model_path, cache_dir, progress) -> list:
+    tests = []
+    for path in test_paths:
+        test = face_crops_from_folder(path, mtcnn_settings=clf.mtcnn_settings, mtcnn_model_path=mtcnn_model_path,
+                                      cache_dir=cache_dir, progress=progress)
+        tests.append({"source": str(path), **evaluate_classifier(clf, test)})
+    return tests

@@ -10,7 +10,8 @@ import os
 import sys
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -20,16 +21,18 @@ from .alerts import DEFAULT_MESSAGE, AlertMonitor, EventLog, PersonAlertMonitor,
 from .annotate import draw_banner, draw_faces, draw_people
 from .atomic import write_text
 from .errors import (STOP_SIGNALS, Interrupted, UserError, check_range, check_threads, handling_signals,
-                     stop_signals_as_interrupt)
+                     stop_signals_as_interrupt, user_errors)
 from .exit_zone import parse_exit_zone
 from .privacy import BLUR_MODES, faces_to_blur, pixelate_faces
 from .retention import check_days, describe, prune_outputs
 from .timeline import Timeline, iso, now, timeline_path, write_manifest
+from .motion import MODES as MOTION_MODES
+from .recording import RECORD_MODES, AlertClips, AnnotatedFrame, default_record_mode
+from .threads import codec_threads, set_threads
 from .video import (URL_SCHEMES, BackgroundWriter, VideoWriter, check_writable, check_writable_dir, open_source,
                     partial_path, prefetch)
 
 DEFAULT_DETECTOR = "models/detector.pt"
-ALERT_BANNER_S = 2.0  # the banner stays red this long after an alert
 RETENTION_EVERY_S = 3600.0  # live sources: old recordings are pruned again every hour
 
 
@@ -65,6 +68,8 @@ class MaskPipeline:
 
     def __init__(self, detector, classifier, threshold=0.5):
         self.detector, self.classifier, self.threshold = detector, classifier, threshold
+        self.mtcnn_model_path = None
+        self.gated = None  # a motion.GatedDetector once gate_motion() is called
         settings = classifier.mtcnn_settings
         self.image_size = int(settings.get("image_size", classifier.input_size))
         self.margin = settings.get("margin", 0)
@@ -74,7 +79,7 @@ class MaskPipeline:
              min_face_size=None, threshold=0.5):
         """The classifier checkpoint and MTCNN (pretrained, or fine-tuned weights); detection settings default
         to those the classifier's training crops were made with."""
-        from mtcnn import MTCNN  # noqa: heavy imports only when a pipeline is built
+        from mtcnn import MTCNN, MTCNNWeightsError  # noqa: heavy imports only when a pipeline is built
 
         from .classifier import load_classifier
         from .face_dataset import MTCNN_ARGUMENTS
@@ -89,15 +94,20 @@ class MaskPipeline:
             settings["thresholds"] = list(thresholds)
         if min_face_size is not None:
             settings["min_face_size"] = min_face_size
-        try:
+        with user_errors(MTCNNWeightsError):
             detector = MTCNN(**settings, keep_all=True, select_largest=False, device=device,
                              weights_path=mtcnn_model_path)
-        except UserError:
-            raise
-        except Exception as e:  # a foreign or corrupt checkpoint
-            raise UserError(f"{mtcnn_model_path}: not a usable MTCNN checkpoint ({e.__class__.__name__}: "
-                            f"{str(e).splitlines()[0][:200] if str(e) else ''})") from None
-        return cls(detector, classifier, threshold)
+        pipeline = cls(detector, classifier, threshold)
+        pipeline.mtcnn_model_path = mtcnn_model_path  # what was loaded (None: pretrained), e.g. for the log
+        return pipeline
+
+    def gate_motion(self, fps, mode="auto", keyframe_s=2.0):
+        """Detect only where the picture changed (cctv.motion): returns the MotionGate, whose
+        request_keyframe() asks for a whole-frame detection of the next frame. mode "off": no gating."""
+        from .motion import GatedDetector, MotionGate
+
+        self.gated = None if mode == "off" else GatedDetector(self.detector, MotionGate(fps, mode, keyframe_s))
+        return self.gated.gate if self.gated else None
 
     def __call__(self, frames):
         from mtcnn import crop_faces
@@ -105,7 +115,7 @@ class MaskPipeline:
         frames = list(frames)
         if not frames:
             return []
-        boxes, probs = self.detector.detect(np.stack(frames))
+        boxes, probs = self.gated.detect(frames) if self.gated else self.detector.detect(np.stack(frames))
         crops = [crop_faces(f, b, self.image_size, self.margin) for f, b in zip(frames, boxes)]
         counts = [len(c) for c in crops]
         scores = self.classifier.predict(np.concatenate(crops)) if sum(counts) else np.zeros(0, np.float32)
@@ -170,6 +180,11 @@ class JobConfig:
     reconnect_attempts: int = 5
     reconnect_delay: float = 1.0
     max_frames: int | None = None
+    motion: str = "auto"
+    keyframe_s: float = 2.0
+    record: str | None = None  # None: default_record_mode (all for footage, alerts for cameras and streams)
+    clip_before_s: float = 3.0
+    clip_after_s: float = 5.0
     report: bool = False
     report_every_s: float = 60.0
     blur_faces: str = "all"  # privacy by default: faces leave the machine only pixelated unless chosen
@@ -190,6 +205,10 @@ class JobSummary:
     uncertain: int = 0
     seconds: float = 0.0
     people: dict = field(default_factory=dict)  # people seen, by their last state (People.seen())
+    cpu_seconds: float = 0.0  # CPU time of the whole process (all threads) over the same span
+    record: str = "all"
+    clips: int = 0
+    detection: dict | None = None  # frames detected whole / in regions / skipped, with motion gating
     report: Path | None = None
 
     @property
@@ -204,8 +223,13 @@ class JobSummary:
                f"{self.fps:.1f}")
         widths = [max(len(str(h)), len(str(v))) for h, v in zip(head, row)]
         line = lambda cells: "  ".join(str(c).rjust(w) for c, w in zip(cells, widths))  # noqa: E731
-        lines = [line(head), line(row), f"video:  {self.output}", f"events: {self.events}"]
-        return "\n".join(lines + ([f"report: {self.report}"] if self.report else []))
+        video = {"all": f"video:  {self.output}",
+                 "alerts": f"clips:  {self.clips} in {self.output.with_name(self.output.stem + '.clips')}",
+                 "none": "video:  not recorded (--record none)"}[self.record]
+        gating = [] if not self.detection else [
+            "detection: " + ", ".join(f"{v} frames {k}" for k, v in self.detection.items())]
+        report = [f"report: {self.report}"] if self.report else []
+        return "\n".join([line(head), line(row), video, f"events: {self.events}"] + gating + report)
 
 
 class Warnings:
@@ -247,6 +271,13 @@ def validate(cfg: JobConfig):
         raise UserError(f"--max_frames must be 1 or more, got {cfg.max_frames}")
     if cfg.min_face_size is not None and not cfg.min_face_size > 0:
         raise UserError(f"--min_face_size must be a positive number of pixels, got {cfg.min_face_size}")
+    if cfg.motion not in MOTION_MODES:
+        raise UserError(f"--motion {cfg.motion}: use one of {', '.join(MOTION_MODES)}")
+    if cfg.record is not None and cfg.record not in RECORD_MODES:
+        raise UserError(f"--record {cfg.record}: use one of {', '.join(RECORD_MODES)}")
+    check_range("--keyframe_s", cfg.keyframe_s, 0, lo_open=True)
+    check_range("--clip_before_s", cfg.clip_before_s, 0)
+    check_range("--clip_after_s", cfg.clip_after_s, 0)
     if not 0 < cfg.alert_threshold <= 1:
         raise UserError(f"--alert_threshold must be in (0, 1], got {cfg.alert_threshold}")
     if cfg.alert_rule not in ALERT_RULES:
@@ -369,16 +400,16 @@ def run_job(cfg: JobConfig, on_frame=None) -> JobSummary:
     validate(cfg)
     warn = Warnings()
     prune_old_runs(cfg)
-    if cfg.threads:
-        import cv2
-        import torch
-
-        torch.set_num_threads(cfg.threads)
-        cv2.setNumThreads(cfg.threads)
+    set_threads(cfg.threads, cfg.device)
     source = None if cfg.demo else open_source(cfg.footage_path, cfg.reconnect_attempts, cfg.reconnect_delay, warn)
     try:
         pipeline = MaskPipeline.load(cfg.detector_model_path, cfg.mtcnn_model_path, cfg.device, cfg.thresholds,
                                      cfg.min_face_size, cfg.class_threshold)
+        if not cfg.quiet:
+            from .model_safety import describe_model
+
+            print(describe_model(cfg.detector_model_path, "classifier"),
+                  describe_model(pipeline.mtcnn_model_path, "MTCNN"), sep="\n", flush=True)
         if cfg.demo:
             from .demo import make_demo_clip
 
@@ -404,8 +435,9 @@ def _watch(cfg, pipeline, source, warn, on_frame=None):
     batch_size = cfg.batch_size or default_batch_size(cfg.device)
     frames = prefetch(_limit(iter(source), cfg.max_frames), maxsize=2 * batch_size, drop_oldest=info.live)
     zone = parse_exit_zone(cfg.exit_zone, info.width, info.height)  # now that the frame size is known
+    gate = pipeline.gate_motion(info.fps, cfg.motion, cfg.keyframe_s)
     with stop_signals_as_interrupt():  # SIGTERM, SIGHUP: stop as Ctrl-C does, the video is closed and kept
-        job = _Job(cfg, info, warn, batch_size, zone)
+        job = _Job(cfg, info, warn, batch_size, zone, gate=gate)
         progress = tqdm(total=total, unit="frame", desc=info.stem, disable=cfg.quiet, dynamic_ncols=True)
         failed = True  # until the loop ends normally
         try:
@@ -425,6 +457,7 @@ def _watch(cfg, pipeline, source, warn, on_frame=None):
                     progress.close()
                 except OSError:  # the terminal is gone (SIGHUP): the video matters, not the bar
                     pass
+                job.summary.detection = dict(pipeline.gated.stats) if pipeline.gated else None
                 job.close(failed)
     return job.summary
 
@@ -434,15 +467,22 @@ class _Job:
     drawing, video, window. `job.people` (cctv.people.People) holds each person's state; `.counts()` gives
     in_view / protected / unprotected / unknown / seen."""
 
-    def __init__(self, cfg, info, warn, batch_size, zone=None, first_frame=0, events=None, video_path=None):
+    def __init__(self, cfg, info, warn, batch_size, zone=None, first_frame=0, events=None, video_path=None,
+                 gate=None):
         """`first_frame`, `events` and `video_path` serve a resumable camera (cctv.resumable): its frame
-        numbering and events file continue across restarts, its video is written in segments (next_video)."""
+        numbering and events file continue across restarts, its video is written in segments (next_video).
+        `gate`: the motion.MotionGate or None; gate.request_keyframe() asks for a whole-frame detection.
+        --record alerts writes clips (cctv.recording.AlertClips) instead of the video; none writes neither."""
         from .people import People
         from .snapshots import SnapshotSaver, snapshots_dir
         from .tracking import FaceTracker
 
         self.cfg, self.fps, self.first_frame, self.info, self.warn = cfg, float(info.fps), first_frame, info, warn
-        self.speech = speech = render_speech(cfg.alert_message, warn) if cfg.alert_audio else None
+        # a resumable camera (video_path: its segments) keeps its whole video unless told otherwise
+        self.gate, self.record = gate, cfg.record or ("all" if video_path else default_record_mode(info.live))
+        if cfg.alert_audio and self.record != "all":
+            warn(f"--alert_audio: the audio track is for --record all; not mixed into --record {self.record}")
+        self.speech = render_speech(cfg.alert_message, warn) if cfg.alert_audio and self.record == "all" else None
         self.voice = None if cfg.no_voice else VoiceAlert(cfg.alert_message, warn)
         self.tracker = FaceTracker(self.fps, high_prob=cfg.track_threshold)
         self.people = People(cfg.class_threshold, zone=zone, fps=self.fps)
@@ -458,22 +498,30 @@ class _Job:
                                              tuple(cfg.uncertain_prob_band), cfg.uncertain_margin,
                                              cfg.uncertain_max_per_second, cfg.class_threshold)
         self.display = Display(warn) if cfg.display else None
-        self.summary = JobSummary(info.name, Path(cfg.output_path), events_path(cfg.output_path))
-        # On the CPU one encoder thread keeps up with detection; more would preempt the detector's threads.
-        video = self._new_video(video_path or cfg.output_path)
-        try:
-            if video.recovered and events is None:
-                adopt_killed_run(cfg.output_path, video.recovered)
-            self.events = events or EventLog(self.summary.events)
-        except BaseException:
-            video.close()  # no frame written: nothing left behind
-            raise
-        self.snapshots = SnapshotSaver(snapshots_dir(cfg.output_path), self.summary.events.parent)
+        self.summary = JobSummary(info.name, Path(cfg.output_path), events_path(cfg.output_path),
+                                  record=self.record)
         # room for a whole batch: the encoder works while the next is detected
         self.writer_room = max(4, batch_size)
-        self.writer = BackgroundWriter(video, maxsize=self.writer_room)
-        self.alert_until = float("-inf")
-        self.start = time.perf_counter()
+        self.writer = self.clips = None
+        if self.record == "all":
+            # On the CPU one encoder thread keeps up with detection; more would preempt the detector's threads.
+            video = self._new_video(video_path or cfg.output_path)
+            try:
+                if video.recovered and events is None:
+                    adopt_killed_run(cfg.output_path, video.recovered)
+                self.events = events or EventLog(self.summary.events)
+            except BaseException:
+                video.close()  # no frame written: nothing left behind
+                raise
+            self.writer = BackgroundWriter(video, maxsize=self.writer_room)
+        else:
+            self.events = events or EventLog(self.summary.events)
+        if self.record == "alerts":
+            self.clips = AlertClips(cfg.output_path, info, codec_threads(), self.writer_room,
+                                    cfg.clip_before_s, cfg.clip_after_s, warn)
+        self.snapshots = SnapshotSaver(snapshots_dir(cfg.output_path), self.summary.events.parent)
+        self.alerting = False  # an alert fired and its condition still holds: the banner is red
+        self.start, self.cpu_start = time.perf_counter(), time.process_time()
         self.alerted = set()  # track ids of the people alerts were about (kept visible with --blur_faces others)
         self.info, self.started = info, now()
         self.timeline = Timeline(timeline_path(cfg.output_path), info.fps, self.started, info.live,
@@ -491,10 +539,12 @@ class _Job:
         speech, info = self.speech, self.info
         return VideoWriter(path, info.width, info.height, info.fps,
                            alert_audio=speech[0] if speech else None, sample_rate=speech[1] if speech else 22050,
-                           threads=1 if self.cfg.device == "cpu" else 0, warn=self.warn)
+                           threads=codec_threads(), warn=self.warn)
 
     def next_video(self, path):
         """Finish the video so far (it is renamed into place) and go on recording into `path`."""
+        if self.writer is None:  # --record alerts / none: no video to split
+            return
         self.writer.close()
         self.writer = BackgroundWriter(self._new_video(path), maxsize=self.writer_room)
 
@@ -515,14 +565,22 @@ class _Job:
             named = [p for p in map(self.people.get, event.track_ids) if p is not None]
             event = event.with_snapshots(self.snapshots.save(self.monitor.count, index, frame, named,
                                                              conceal_faces=self.cfg.blur_faces == "all"))
+            if self.clips:
+                event = replace(event, clip=self.clips.alert(time_s))
             self.events.write(event)
-            self.writer.add_audio_clip(time_s)
+            if self.writer:
+                self.writer.add_audio_clip(time_s)
             if self.voice:
                 self.voice.say()
-            self.alert_until = time_s + ALERT_BANNER_S
-        self._draw(frame, faces, alert=time_s < self.alert_until)
-        self.writer.write(frame)
-        if self.display and not self.display.show(frame):
+        self.alerting = event is not None or (self.alerting and self._condition_holds())
+        # Drawn only when recorded or shown: with --record alerts most frames are neither drawn nor encoded.
+        item = AnnotatedFrame(frame, partial(self._draw, faces=faces, alert=self.alerting,
+                                             counts=self.people.counts() if self.cfg.alert_rule != "frame" else None))
+        if self.writer:
+            self.writer.write(item.image())
+        if self.clips:
+            self.clips.add(item)
+        if self.display and not self.display.show(item.image()):
             raise KeyboardInterrupt  # q in the window: stop as Ctrl-C does
         s.frames, s.faces, s.protected = s.frames + 1, s.faces + faces.total, s.protected + faces.protected
         people = self.people.counts()
@@ -568,13 +626,22 @@ class _Job:
             return self.monitor.update(index, time_s, faces.total, faces.protected, self.people, unprotected)
         return self.monitor.update(index, time_s, faces.total, faces.protected, self.people)
 
-    def _draw(self, frame, faces, alert):
+    def _condition_holds(self):
+        """Whether what raised the alert is still so: the frame rule's streak goes on, or too few of the
+        decided people in view are protected."""
+        if self.cfg.alert_rule == "frame":
+            return self.monitor.streak > 0
+        counts = self.people.counts()
+        decided = counts["protected"] + counts["unprotected"]
+        return decided >= self.monitor.min_people and counts["protected"] / decided < self.monitor.threshold
+
+    def _draw(self, frame, faces, alert, counts):
+        """counts: the people counts when the frame was seen (a clip's lead-in is drawn later)."""
         if self.cfg.alert_rule == "frame":
             draw_faces(frame, faces.boxes, faces.p_protected, self.cfg.class_threshold)
             draw_banner(frame, faces.protected, faces.total, alert=alert)
             return
         draw_people(frame, faces.boxes, faces.p_protected, faces.track_ids, self.people, self.cfg.class_threshold)
-        counts = self.people.counts()
         draw_banner(frame, counts["protected"], counts["protected"] + counts["unprotected"], alert=alert,
                     what="people protected")
 
@@ -582,11 +649,12 @@ class _Job:
         """Close every output, each even when another fails (the first error is raised after)."""
         s = self.summary
         s.seconds = time.perf_counter() - self.start
+        s.cpu_seconds = time.process_time() - self.cpu_start
         s.people = self.people.seen()
         s.alerts, s.uncertain = self.monitor.count, self.saver.saved if self.saver else 0
         errors = []
-        for closer in (self.writer.close, self.events.close, self.timeline.close,
-                       lambda: self.write_manifest("interrupted" if failed else "finished"),
+        for closer in (self.writer and self.writer.close, self.clips and self.clips.close, self.events.close,
+                       self.timeline.close, lambda: self.write_manifest("interrupted" if failed else "finished"),
                        self.report and self.report.close,  # after the video: its frames are the thumbnails
                        self.voice and (lambda: self.voice.close(timeout=0.5 if failed else 5.0)),
                        self.display and self.display.close):
@@ -595,6 +663,7 @@ class _Job:
                     closer()
                 except Exception as e:
                     errors.append(e)
+        s.clips = self.clips.clips if self.clips else 0
         if not self.cfg.quiet and not errors:
             try:
                 print(s.table(), file=sys.stderr if failed else sys.stdout)

@@ -56,12 +56,11 @@ class Detector:
     (grouped by frame size), up to `max_batch` frames."""
 
     def __init__(self, model, threads, max_batch):
-        import torch
-
         from .pipeline import MaskPipeline
+        from .threads import set_threads
 
-        if threads:
-            torch.set_num_threads(threads)
+        if threads:  # else Ray's own cap (OMP_NUM_THREADS = the actor's CPUs)
+            set_threads(threads, model.get("device") or "cpu")
         self.pipeline = MaskPipeline.load(**model)
         self.max_batch, self.queue = max_batch, None
         self.frames = self.batches = 0

@@ -21,7 +21,6 @@ from pathlib import Path
 
 import av
 
-from .alerts import AlertMonitor
 from .atomic import atomic_path, write_json, write_text
 from .errors import UserError
 from .exit_zone import parse_exit_zone
@@ -31,7 +30,7 @@ from .video import open_source, partial_path, prefetch
 DEFAULT_CHECKPOINT_FRAMES = 250  # 10 s at 25 fps: the most work a kill costs
 DEFAULT_MAX_RESTARTS = 5  # a camera that dies more often than this is given up (its error is reported)
 COUNTS = ("frames", "faces", "protected")
-RESUMED = ("tracker", "people", "monitor", "alert_until")  # the _Job state a restart carries on with
+RESUMED = ("tracker", "people", "monitor", "alerting")  # the _Job state a restart carries on with
 
 
 def checkpoint_path(output_path):
@@ -220,7 +219,8 @@ class CameraRun:
         """The segment is finished: its video is renamed into place, then the checkpoint records it. Returns
         the next segment's path (recording goes on there) unless `last`."""
         if last:
-            job.writer.close()
+            if job.writer:  # None with --record alerts / none
+                job.writer.close()
         else:
             job.next_video(segment_path(self.output, len(state["segments"]) + 1))
         if seg.exists():

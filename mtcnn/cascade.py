@@ -11,6 +11,7 @@ import torch
 from .nms import batched_nms
 
 PNET_STRIDE, PNET_CELL = 2, 12
+WINDOW_QUANTUM = 16  # region windows on a pyramid level come in sizes of multiples of this (see _aligned_span)
 
 
 @dataclass
@@ -46,16 +47,21 @@ def pyramid_scales(height, width, min_face_size, factor):
     return scales
 
 
-def pnet_stage(pnet_raw, integral, min_face_size, factor, threshold):
+def pnet_stage(pnet_raw, integral, min_face_size, factor, threshold, regions=None):
     """Proposals from PNet on the image pyramid: NMS 0.5 per scale, then 0.7 over all scales,
-    box regression and squaring. integral: the frames' integral_image; pnet_raw: PNet on 0..255 input."""
+    box regression and squaring. integral: the frames' integral_image; pnet_raw: PNet on 0..255 input.
+    regions: rectangles (x1, y1, x2, y2) in frame pixels searched in every frame of the batch, None for the
+    whole frame. A region is searched on the whole frame's pyramid (same scales, same grid; see level_windows),
+    so the faces found in it are those whole-frame detection finds there."""
     h, w = integral.shape[1] - 1, integral.shape[2] - 1
     scales = pyramid_scales(h, w, min_face_size, factor)
     found = []
     for s, scale in enumerate(scales):
-        reg, logits = pnet_raw(pyramid_level(integral, int(h * scale + 1), int(w * scale + 1), scale))
-        c = _pnet_boxes(reg, logits, scale, threshold)
-        found.append((c, torch.full_like(c.image, s)))
+        size = (int(h * scale + 1), int(w * scale + 1))
+        for rows, cols in level_windows(regions, scale, *size):
+            reg, logits = pnet_raw(pyramid_level(integral, *size, scale, rows, cols))
+            c = _pnet_boxes(reg, logits, scale, threshold, (cols.start // PNET_STRIDE, rows.start // PNET_STRIDE))
+            found.append((c, torch.full_like(c.image, s)))
     if not found:
         return _empty(integral.device)
     c = _cat([f[0] for f in found])
@@ -68,7 +74,56 @@ def pnet_stage(pnet_raw, integral, min_face_size, factor, threshold):
     return Candidates(square(corners), c.scores, c.image)
 
 
-def _pnet_boxes(reg, logits, scale, threshold):
+def level_windows(regions, scale, height, width):
+    """The parts (row slice, column slice) of a pyramid level of height x width to run PNet on: the whole
+    level, or for each region the level's pixels under it grown by one PNet window (12 px) on every side, so
+    that every window touching the region is scored. A part starts on an even pixel and has an even size
+    (unless it ends at the level's edge): PNet's stride-2 grid and its ceil-mode pooling then give exactly
+    the whole level's scores for the windows in it. Overlapping parts are merged."""
+    if regions is None:
+        return [(slice(0, height), slice(0, width))]
+    boxes = []
+    for x1, y1, x2, y2 in regions:
+        rows = _aligned_span(y1 * scale - PNET_CELL, y2 * scale + PNET_CELL, height)
+        cols = _aligned_span(x1 * scale - PNET_CELL, x2 * scale + PNET_CELL, width)
+        if rows[1] - rows[0] >= PNET_CELL and cols[1] - cols[0] >= PNET_CELL:
+            boxes.append([cols[0], rows[0], cols[1], rows[1]])
+    return [(slice(b[1], b[3]), slice(b[0], b[2])) for b in merge_boxes(boxes)]
+
+
+def _aligned_span(lo, hi, length, quantum=None):
+    """[lo, hi) grown to start on an even pixel and to a size that is a multiple of `quantum` (or the level's
+    edge): the PNet calls then see few distinct shapes, and oneDNN reuses its compiled convolutions instead of
+    making new ones for every region (that cost more than the convolutions themselves)."""
+    quantum = quantum or WINDOW_QUANTUM
+    lo = max(0, int(math.floor(lo)) // PNET_STRIDE * PNET_STRIDE)
+    size = -(-(int(math.ceil(hi)) - lo) // quantum) * quantum
+    if lo + size > length:
+        lo = max(0, (length - size) // PNET_STRIDE * PNET_STRIDE)
+    return lo, min(length, lo + size)
+
+
+def merge_boxes(boxes):
+    """Integer boxes [x1, y1, x2, y2] with the overlapping ones replaced by their bounding box, until none
+    overlap."""
+    boxes = [list(b) for b in boxes]
+    merged = True
+    while merged:
+        merged = False
+        for i in range(len(boxes)):
+            for j in range(i + 1, len(boxes)):
+                a, b = boxes[i], boxes[j]
+                if a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]:
+                    boxes[i] = [min(a[0], b[0]), min(a[1], b[1]), max(a[2], b[2]), max(a[3], b[3])]
+                    del boxes[j]
+                    merged = True
+                    break
+            if merged:
+                break
+    return boxes
+
+
+def _pnet_boxes(reg, logits, scale, threshold, cell_offset=(0, 0)):
     # softmax(l)[1] >= t  <=>  l1 - l0 >= logit(t): the softmax is then computed for the candidates only.
     margin = logits[:, 1] - logits[:, 0]
     image, yy, xx = torch.nonzero(margin >= _logit(threshold) - 1e-6, as_tuple=True)
@@ -76,7 +131,7 @@ def _pnet_boxes(reg, logits, scale, threshold):
     keep = probs >= threshold
     image, yy, xx, probs = image[keep], yy[keep], xx[keep], probs[keep]
     # Boxes carry their 4 regression offsets in columns 4..7 until the cross-scale NMS is done.
-    cell = torch.stack([xx, yy], dim=1).to(reg.dtype)
+    cell = torch.stack([xx + cell_offset[0], yy + cell_offset[1]], dim=1).to(reg.dtype)
     # A tensor divisor, not a Python float: CUDA multiplies by a scalar's reciprocal instead of dividing,
     # and floor() turns that last-bit difference into a pixel (1 box in 10 moved on a GPU).
     scale = torch.full((), scale, dtype=reg.dtype, device=reg.device)
@@ -148,18 +203,21 @@ def _integral_torch(frames):
     return table
 
 
-def pyramid_level(integral, height, width, scale):
+def pyramid_level(integral, height, width, scale, rows=None, cols=None):
     """One level of the image pyramid (B,3,height,width) float: area-averaged up to scale 1 (as MTCNN always
     did, including its one extra row and column at scale 1), bilinear when it enlarges the frame
-    (min_face_size < 12): area bins would repeat pixels in blocks, unlike anything PNet was trained on."""
+    (min_face_size < 12): area bins would repeat pixels in blocks, unlike anything PNet was trained on.
+    rows, cols: the part of the level to make (see resize_area)."""
     if scale <= 1:
-        return resize_area(integral, height, width)
+        return resize_area(integral, height, width, rows, cols)
     if integral.device.type != "cpu":
-        return _enlarge_torch(integral, height, width)
-    frames = frames_from_integral(integral)
-    levels = [cv2.resize(np.ascontiguousarray(f), (width, height), interpolation=cv2.INTER_LINEAR)
-              for f in frames.permute(0, 2, 3, 1).numpy()]
-    return torch.from_numpy(np.stack(levels)).permute(0, 3, 1, 2)
+        level = _enlarge_torch(integral, height, width)
+    else:
+        frames = frames_from_integral(integral)
+        levels = [cv2.resize(np.ascontiguousarray(f), (width, height), interpolation=cv2.INTER_LINEAR)
+                  for f in frames.permute(0, 2, 3, 1).numpy()]
+        level = torch.from_numpy(np.stack(levels)).permute(0, 3, 1, 2)
+    return level[:, :, rows or slice(None), cols or slice(None)]  # enlarging is rare: made whole, then cut
 
 
 def _enlarge_torch(integral, height, width):
@@ -176,20 +234,23 @@ def frames_from_integral(integral):
     return pixels.float().permute(0, 3, 1, 2)
 
 
-def resize_area(integral, height, width):
+def resize_area(integral, height, width, rows=None, cols=None):
     """Whole frames resized to height x width with area averaging: the bins of F.interpolate(mode='area'),
     read off the integral image (2-3x faster than resampling every level from the full frame).
-    (B,3,height,width) float, a channels-last view."""
+    rows, cols: slices of the resized frame to make (default all of it); the pixels are those of the whole
+    resized frame. (B,3,rows,cols) float, a channels-last view."""
+    rows, cols = rows or slice(0, height), cols or slice(0, width)
     if integral.device.type != "cpu":
-        return _resize_area_torch(integral, height, width)
-    levels = [_resize_area_numpy(table, height, width) for table in integral.numpy()]
+        return _resize_area_torch(integral, height, width, rows, cols)
+    levels = [_resize_area_numpy(table, height, width, rows, cols) for table in integral.numpy()]
     return torch.from_numpy(levels[0][None] if len(levels) == 1 else np.stack(levels)).permute(0, 3, 1, 2)
 
 
-def _resize_area_torch(integral, height, width):
+def _resize_area_torch(integral, height, width, rows=None, cols=None):
     """resize_area with tensor ops, for a GPU."""
-    rows0, rows1 = _whole_bins(integral.shape[1] - 1, height, integral.device)
-    cols0, cols1 = _whole_bins(integral.shape[2] - 1, width, integral.device)
+    rows, cols = rows or slice(0, height), cols or slice(0, width)
+    rows0, rows1 = (b[rows] for b in _whole_bins(integral.shape[1] - 1, height, integral.device))
+    cols0, cols1 = (b[cols] for b in _whole_bins(integral.shape[2] - 1, width, integral.device))
     strip = integral[:, rows1] - integral[:, rows0]
     total = (strip[:, :, cols1] - strip[:, :, cols0]).float()  # exact: bins hold far fewer than 2^24 / 255 px
     count = ((rows1 - rows0)[:, None] * (cols1 - cols0)[None, :]).float()[None, :, :, None]
@@ -206,12 +267,13 @@ def _whole_bins(length, size, device):
 _ROWS_PER_BLOCK = 64  # output rows at a time: the integral rows they read stay in the CPU's cache (2x faster)
 
 
-def _resize_area_numpy(table, height, width):
-    """resize_area of one frame's (H+1,W+1,3) integral array on the CPU: (height,width,3) float32."""
+def _resize_area_numpy(table, height, width, rows, cols):
+    """resize_area of one frame's (H+1,W+1,3) integral array on the CPU: (rows, cols, 3) float32."""
     rows0, rows1, cols0, cols1 = _area_bins(table.shape[0] - 1, table.shape[1] - 1, height, width)
+    rows0, rows1, cols0, cols1 = rows0[rows], rows1[rows], cols0[cols], cols1[cols]
     row_counts, col_counts = (rows1 - rows0).astype(np.float32), (cols1 - cols0).astype(np.float32)
-    out = np.empty((height, width, 3), np.float32)
-    for first in range(0, height, _ROWS_PER_BLOCK):
+    out = np.empty((len(rows0), len(cols0), 3), np.float32)
+    for first in range(0, len(rows0), _ROWS_PER_BLOCK):
         block = slice(first, first + _ROWS_PER_BLOCK)
         strip = table[rows1[block]]
         strip -= table[rows0[block]]
@@ -267,13 +329,14 @@ def square(boxes):
     return torch.cat([top_left, top_left + side], dim=1)
 
 
-def detect_batch(nets, integral, min_face_size, thresholds, factor, on_stage=None):
+def detect_batch(nets, integral, min_face_size, thresholds, factor, on_stage=None, regions=None):
     """Faces in a batch of frames given by their integral_image: final Candidates with landmarks.
+    regions: search only these rectangles (x1, y1, x2, y2) of every frame (see pnet_stage); None: all of it.
     on_stage(name, candidates), if given, sees the candidates fed to RNet ("pnet"), to ONet ("rnet") and
     kept ("onet"). nets: callables (PNet on 0..255 input, i.e. PNet.forward_raw; RNet; ONet)."""
     pnet, rnet, onet = nets
     seen = on_stage or (lambda name, candidates: None)
-    c = pnet_stage(pnet, integral, min_face_size, factor, thresholds[0])
+    c = pnet_stage(pnet, integral, min_face_size, factor, thresholds[0], regions)
     seen("pnet", c)
     if len(c):
         c, reg, _ = refine_stage(rnet, integral, c, 24, thresholds[1])

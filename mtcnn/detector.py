@@ -7,6 +7,7 @@ from PIL import Image
 
 from .cascade import detect_batch, integral_image
 from .crops import crop_faces
+from .images import to_rgb_array
 from .nets import in_chunks, load_nets
 
 
@@ -43,12 +44,20 @@ class MTCNN(torch.nn.Module):
                     thresholds=list(self.thresholds), factor=self.factor)
 
     @torch.inference_mode()
-    def detect(self, img, landmarks=False):
+    def detect(self, img, landmarks=False, regions=None):
+        """regions (our addition): search only part of each frame: for one image a list of rectangles
+        (x1, y1, x2, y2) in its pixels, for a batch one such list per frame; None (the default, or for a frame)
+        is the whole frame, an empty list no search at all (no faces). Faces in a region come out as the whole
+        frame's detection finds them (the frame's own pyramid, see cascade.level_windows)."""
         frames, batched = _as_frames(img)
+        regions = ([regions] if not batched else list(regions)) if regions is not None else [None] * len(frames)
+        if len(regions) != len(frames):
+            raise ValueError(f"regions: {len(regions)} entries for {len(frames)} frames")
         if self.device.type == "cpu":  # batching buys nothing on a CPU and costs cache: one frame at a time
-            results = [self._detect_same_size(frames[i:i + 1])[0] for i in range(len(frames))]
+            results = [self._detect_same_size(frames[i:i + 1], regions[i:i + 1])[0] for i in range(len(frames))]
         else:
-            results = [r for group in _same_size_batches(frames) for r in self._detect_same_size(group)]
+            results = [r for group, group_regions in _same_size_batches(frames, regions)
+                       for r in self._detect_same_size(group, group_regions)]
         boxes, probs, points = (list(x) for x in zip(*results)) if results else ([], [], [])
         if not batched:
             boxes, probs, points = boxes[0], probs[0], points[0]
@@ -105,24 +114,32 @@ class MTCNN(torch.nn.Module):
         batch = torch.from_numpy(batch).pin_memory().to(self.device, non_blocking=True)
         return integral_image(batch.permute(0, 3, 1, 2))
 
-    def _detect_same_size(self, frames):
+    def _detect_same_size(self, frames, regions=None):
+        """Detections in same-size frames. regions: None (whole frames) or one entry per frame (see detect);
+        frames with an empty list are left out, the others all search every frame's rectangles (one batch),
+        or whole frames if one of them asks for that."""
         h, w = frames[0].shape[:2]
-        if min(h, w) < 12:
-            return [_no_faces() for _ in frames]
+        per_frame = regions if regions is not None else [None] * len(frames)
+        searched = [i for i, r in enumerate(per_frame) if r is None or len(r)]
+        out = [_no_faces() for _ in frames]
+        if min(h, w) < 12 or not searched:
+            return out
+        wanted = [per_frame[i] for i in searched]
+        union = None if any(r is None for r in wanted) else [tuple(box) for r in wanted for box in r]
+        batch = frames if len(searched) == len(frames) else [frames[i] for i in searched]
         with full_fp32():
-            found = detect_batch(self._nets, self._integral(frames), self.min_face_size, self.thresholds,
-                                 self.factor)
+            found = detect_batch(self._nets, self._integral(batch), self.min_face_size, self.thresholds,
+                                 self.factor, regions=union)
         boxes = found.boxes.float().cpu().numpy()
         probs = found.scores.float().cpu().numpy()
         points = found.landmarks.float().cpu().numpy()
         image = found.image.cpu().numpy()
-        out = []
-        for i in range(len(frames)):
-            sel = np.flatnonzero(image == i)
+        for k, i in enumerate(searched):
+            sel = np.flatnonzero(image == k)
             if self.select_largest:
                 area = (boxes[sel, 2] - boxes[sel, 0]) * (boxes[sel, 3] - boxes[sel, 1])
                 sel = sel[np.argsort(-area, kind="stable")]
-            out.append((boxes[sel], probs[sel], points[sel]))
+            out[i] = (boxes[sel], probs[sel], points[sel])
         return out
 
 
@@ -173,8 +190,6 @@ def _no_faces():
 
 def _as_frames(img):
     """(HxWx3 uint8 frames: a (B,H,W,3) array or a list, whether the input was a batch)."""
-    from cctv.images import to_rgb_array
-
     if isinstance(img, torch.Tensor):
         img = img.cpu().numpy()
     if isinstance(img, np.ndarray) and img.ndim == 4:
@@ -188,14 +203,16 @@ def _as_frames(img):
     return [to_rgb_array(img)], False
 
 
-def _same_size_batches(frames):
-    """Consecutive runs of same-size frames, in order: each run is one batch through the cascade."""
+def _same_size_batches(frames, regions):
+    """Consecutive runs of same-size frames, in order, with their regions: each run is one batch through the
+    cascade."""
     if isinstance(frames, np.ndarray):
-        return [frames]
+        return [(frames, regions)]
     groups = []
-    for f in frames:
-        if groups and groups[-1][0].shape == f.shape:
-            groups[-1].append(f)
+    for f, r in zip(frames, regions):
+        if groups and groups[-1][0][0].shape == f.shape:
+            groups[-1][0].append(f)
+            groups[-1][1].append(r)
         else:
-            groups.append([f])
+            groups.append(([f], [r]))
     return groups

@@ -179,13 +179,18 @@ class ONet(nn.Module):
 STAGES = {"pnet": PNet, "rnet": RNet, "onet": ONet}
 
 
+class MTCNNWeightsError(ValueError):
+    """Weights that can't be loaded: a missing, unreadable or foreign checkpoint, or facenet-pytorch's pretrained
+    weight files missing. The message names the file."""
+
+
 def pretrained_weights_dir() -> Path:
     """Folder of facenet-pytorch's pretrained pnet.pt/rnet.pt/onet.pt (the package is installed for them only)."""
     import importlib.util
 
     spec = importlib.util.find_spec("facenet_pytorch")
     if spec is None or not spec.submodule_search_locations:
-        raise FileNotFoundError(
+        raise MTCNNWeightsError(
             "facenet-pytorch is not installed: its pretrained MTCNN weights are needed "
             "(pip install --no-deps facenet-pytorch==2.6.0, or run `make setup`)")
     return Path(list(spec.submodule_search_locations)[0]) / "data"
@@ -194,13 +199,10 @@ def pretrained_weights_dir() -> Path:
 def load_nets(weights_path=None, device="cpu"):
     """PNet, RNet, ONet in eval mode. `weights_path`: a fine-tuned checkpoint holding `pnet.*`, `rnet.*`,
     `onet.*` keys (a stage missing from it keeps its pretrained weights); None: the pretrained weights."""
-    from cctv.errors import UserError
-
     nets = {}
     for name, cls in STAGES.items():
         net = cls()
-        net.load_state_dict(torch.load(pretrained_weights_dir() / f"{name}.pt", map_location="cpu",
-                                       weights_only=True))
+        net.load_state_dict(_read_pretrained(pretrained_weights_dir() / f"{name}.pt"))
         nets[name] = net
     if weights_path is not None:
         state = read_checkpoint(weights_path)
@@ -209,26 +211,35 @@ def load_nets(weights_path=None, device="cpu"):
             if own:
                 try:
                     net.load_state_dict(own)
-                except RuntimeError as e:
-                    raise UserError(f"{weights_path}: {name} weights do not fit MTCNN's {name} ({e})") from None
+                except (RuntimeError, TypeError, AttributeError) as e:  # wrong shapes, or not tensors
+                    raise MTCNNWeightsError(f"{weights_path}: {name} weights do not fit MTCNN's {name} ({e})") from None
         if not any(k.split(".")[0] in STAGES for k in state):
-            raise UserError(f"{weights_path}: not an MTCNN checkpoint (no pnet.*, rnet.* or onet.* weights)")
+            raise MTCNNWeightsError(f"{weights_path}: not an MTCNN checkpoint (no pnet.*, rnet.* or onet.* weights)")
     return tuple(nets[n].to(device).eval() for n in STAGES)
+
+
+def _read_pretrained(path):
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise MTCNNWeightsError(f"{path}: facenet-pytorch's pretrained weights are missing (reinstall it: "
+                                "pip install --no-deps facenet-pytorch==2.6.0, or `make setup`)") from None
+    except Exception as e:  # a truncated or corrupt file: pickle, zip and torch errors all land here
+        raise MTCNNWeightsError(f"{path}: facenet-pytorch's pretrained weights are unreadable "
+                                f"({e.__class__.__name__})") from None
 
 
 def read_checkpoint(path) -> dict:
     """A fine-tuned MTCNN checkpoint as a flat dict; `state_dict` may also be nested under "state_dict"."""
-    from cctv.errors import UserError
-
     path = Path(path)
     if not path.is_file():
-        raise UserError(f"{path}: no such MTCNN checkpoint")
+        raise MTCNNWeightsError(f"{path}: no such MTCNN checkpoint")
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # a corrupt or foreign file: pickle, zip and torch errors all land here
-        raise UserError(f"{path}: not a readable MTCNN checkpoint ({e.__class__.__name__})") from None
+        raise MTCNNWeightsError(f"{path}: not a readable MTCNN checkpoint ({e.__class__.__name__})") from None
     if isinstance(obj, dict) and isinstance(obj.get("state_dict"), dict):
         obj = {**obj, **obj["state_dict"]}
     if not isinstance(obj, dict):
-        raise UserError(f"{path}: not an MTCNN checkpoint (expected a dict of weights)")
+        raise MTCNNWeightsError(f"{path}: not an MTCNN checkpoint (expected a dict of weights)")
     return obj

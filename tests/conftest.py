@@ -8,6 +8,8 @@ from pathlib import Path
 # Before anything imports torch: OpenMP threads that sleep while they wait, not spin, so that the suite
 # (and the scripts it starts, which inherit this) keeps its speed on a machine shared with other work.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+# Tests run the active-learning loop in this process too: `active_learning.py run` must not nice it.
+os.environ["CCTV_AL_NICE"] = "0"
 
 import pytest  # noqa: E402
 

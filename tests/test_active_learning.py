@@ -297,7 +297,7 @@ def test_current_pointer_falls_back_and_cli_errors_are_one_line(tmp_path):
 def test_batches_go_to_the_suite_with_pre_labels_and_come_back_labeled(captured, tmp_path, monkeypatch, shared_dir):
     """The real spb CLI against the loopback Suite stand-in: each batch is uploaded as dataset batch-<N> with
     its pre-labels; labels still being worked on are not taken; done ones land in the batch's labels/."""
-    from suite_standin import SuiteStandIn
+    from cctv.suite_standin import SuiteStandIn
 
     from cctv.active_learning.suite_sync import SpbConfig, download_ready_labels
 

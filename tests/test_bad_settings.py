@@ -10,7 +10,7 @@ import torch
 
 from script_cli import cli_error
 
-from cctv.classifier import MaskClassifier, build_network, make_checkpoint
+from cctv.classifier import build_network, make_checkpoint
 from cctv.errors import UserError
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -123,6 +123,16 @@ def test_demo_shows_red_and_an_alert_then_green(tmp_path, detector_model):
     frames = list(read_frames(out, start=25, step=50))
     assert _has(frames[0], (230, 0, 0)) and not _has(frames[0], (0, 200, 0))  # red box (unprotected)
     assert _has(frames[1], (0, 200, 0)) and not _has(frames[1], (230, 0, 0))  # green box (protected)
+    # the red MASK ALERT banner: from the alert's frame while the face stays bare, never once it is masked
+    frames = list(read_frames(out))
+    assert _banner_red(frames[events[0]["frame"]])
+    below = [f[30:] for f in frames]  # under the banner
+    masked = [i for i, f in enumerate(below) if _has(f, (0, 200, 0)) and not _has(f, (230, 0, 0), min_pixels=40)]
+    assert len(masked) >= 20 and not [i for i in masked if _banner_red(frames[i])]
+
+
+def _banner_red(frame):
+    return bool(np.abs(frame[1:4, 1:4].astype(int) - (230, 0, 0)).max() < 60)
 
 
 def _has(frame, rgb, tolerance=40, min_pixels=150):

@@ -6,7 +6,7 @@ from PIL import Image
 
 from cctv.errors import UserError
 from cctv.images import load_image
-from mtcnn import MTCNN, crop_faces
+from mtcnn import MTCNN, MTCNNWeightsError, crop_faces
 
 
 @pytest.fixture(scope="module")
@@ -99,11 +99,11 @@ def test_finetuned_checkpoint_loads_and_changes_answers(tmp_path, mtcnn, group_p
 def test_bad_checkpoints_and_images_name_the_file(tmp_path):
     junk = tmp_path / "junk.pt"
     junk.write_bytes(b"not a checkpoint")
-    with pytest.raises(UserError, match="junk.pt"):
+    with pytest.raises(MTCNNWeightsError, match="junk.pt"):  # mtcnn's own error; cctv shows it as one line
         MTCNN(weights_path=junk)
     foreign = tmp_path / "foreign.pt"
     torch.save({"fc.weight": torch.zeros(2, 2)}, foreign)
-    with pytest.raises(UserError, match="not an MTCNN checkpoint"):
+    with pytest.raises(MTCNNWeightsError, match="not an MTCNN checkpoint"):
         MTCNN(weights_path=foreign)
     broken = tmp_path / "broken.jpg"
     broken.write_bytes(b"\xff\xd8\xff\xe0 truncated")

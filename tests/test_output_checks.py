@@ -1,7 +1,6 @@
 """Every script checks every place it writes before doing any work (issue #15, item 5), and
 prepare_mask_dataset.py never eats its own source nor leaves a half-built dataset in the final folders
 (item 4). "Before any work" is asserted by making the first piece of work fail the test."""
-import os
 import shutil
 import signal
 import subprocess

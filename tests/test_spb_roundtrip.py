@@ -1,5 +1,5 @@
 """The labeling round trip with the real `spb` CLI (spb-cli, installed --no-deps in .venv) against a loopback
-stand-in of the Suite API (tests/suite_standin.py): frames + pre-labels from footages_to_frames.py ->
+stand-in of the Suite API (cctv/suite_standin.py): frames + pre-labels from footages_to_frames.py ->
 `spb upload dataset --include-label` -> `spb download` -> cctv.labels reads the same boxes back."""
 import json
 import os
@@ -13,7 +13,7 @@ import pytest
 
 import footages_to_frames
 from cctv.labels import load_labels
-from suite_standin import SuiteStandIn
+from cctv.suite_standin import SuiteStandIn
 
 SPB = Path(sys.executable).parent / "spb"
 

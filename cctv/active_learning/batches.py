@@ -89,14 +89,19 @@ class Batch:
         return list(self.manifest()["frames"])
 
     def labels_ready(self, settle_s=0.0) -> bool:
-        """Labels are there and nothing in them changed for `settle_s` seconds (a person copying a folder
-        in is not atomic; a tool that renames its folder into place is ready at once)."""
+        """Labels are there, and either renamed into place whole (ready at once) or unchanged for `settle_s`
+        seconds (a person copying a folder in is not atomic).
+        A rename touches only the folder, so its ctime is newer than everything inside; a copy keeps touching
+        what is inside after the folder was made (`cp -a`, which stamps the folder last, is done by then)."""
         if not self.labels_dir.is_dir():
             return False
-        newest = max((p.stat().st_mtime for p in self.labels_dir.rglob("*")), default=None)
-        if newest is None:
+        inside = [p.stat() for p in self.labels_dir.rglob("*")]
+        if not inside:
             return False
-        return time.time() - max(newest, self.labels_dir.stat().st_mtime) >= settle_s
+        folder = self.labels_dir.stat()
+        if folder.st_ctime_ns > max(st.st_ctime_ns for st in inside):
+            return True
+        return time.time() - max(folder.st_mtime, *(st.st_mtime for st in inside)) >= settle_s
 
 
 def list_batches(batches_root) -> list:

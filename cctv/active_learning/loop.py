@@ -99,6 +99,7 @@ def _tick(cfg, history) -> dict:
     if version:
         outcome["versions"].append(version)
     history.log("run-end")
+    print(tick_text(cfg, outcome))
     return outcome
 
 
@@ -341,6 +342,29 @@ def batch_rows(cfg) -> list:
             state = "awaiting labels" + (" (uploaded)" if batch.uploaded else "")
         rows.append({"batch": batch.name, "state": state, "frames": frames})
     return rows
+
+
+def tick_text(cfg, outcome) -> str:
+    """What a run did and, above all when it did nothing, what each step is waiting for."""
+    lines = [f"new batches: {', '.join(outcome['batches'])}"] if outcome["batches"] else []
+    waiting = len(complete_frames(cfg.uncertain))
+    lines.append(f"uncertain frames waiting: {waiting} of {cfg.batch_frames} for the next batch (in {cfg.uncertain})")
+    rows = batch_rows(cfg)
+    unlabeled = [r["batch"] for r in rows if r["state"].startswith("awaiting")]
+    if unlabeled:
+        suite = f"label them in the Suite project {cfg.spb_project}, or " if cfg.spb_project else ""
+        lines.append(f"awaiting labels: {', '.join(unlabeled)} ({suite}put each batch's labels in "
+                     f"{cfg.batches_root}/<batch>/labels/)")
+    settling = [r["batch"] for r in rows if r["state"] == "labels arriving"]
+    if settling:
+        lines.append(f"labels arriving: {', '.join(settling)} (copied in: used once unchanged for "
+                     f"{cfg.labels_settle_s:g} s; a folder renamed into place is used at once)")
+    for name in outcome["versions"]:
+        m = registry.read_metrics(registry.versions_dir(cfg.models_dir) / name)
+        lines.append(f"version {name}: {m.get('decision', '?')} ({m.get('reason', '')})")
+    if not outcome["versions"]:
+        lines.append("no training this run: no labeled batch that a version was not trained on yet")
+    return "\n".join(lines)
 
 
 def status_text(cfg) -> str:

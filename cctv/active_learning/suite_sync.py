@@ -28,6 +28,9 @@ class SpbConfig:
 
 
 def _spb(cfg: SpbConfig, args, cwd):
+    from ..suite_cli import check_credentials
+
+    check_credentials()  # without them spb only says "No such project"
     try:
         done = subprocess.run([cfg.command(), *args], cwd=cwd, stdin=subprocess.DEVNULL, capture_output=True,
                               text=True, timeout=cfg.timeout_s)

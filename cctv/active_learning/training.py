@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import UserError
+from ..errors import UserError, user_errors
 
 
 @dataclass
@@ -54,13 +54,14 @@ def _face_crops(items, image_size, min_size, progress):
 
 def train_mtcnn(base_mtcnn, detector_settings, train_items, out_path, s: TrainSettings):
     """Fine-tune from `base_mtcnn` (None: pretrained) and write `out_path`; returns a note for the history."""
-    from mtcnn import MTCNN
+    from mtcnn import MTCNN, MTCNNWeightsError
 
     from ..atomic import save_torch
     from ..finetune import FinetuneSettings, finetune
     from ..finetune.train import checkpoint, checkpoint_meta, parse_stages
 
-    detector = MTCNN(**detector_settings, keep_all=True, select_largest=False, weights_path=base_mtcnn)
+    with user_errors(MTCNNWeightsError):
+        detector = MTCNN(**detector_settings, keep_all=True, select_largest=False, weights_path=base_mtcnn)
     settings = FinetuneSettings(stages=parse_stages(s.mtcnn_stages), batch_size=s.mtcnn_batch_size,
                                 num_epochs=s.mtcnn_epochs, lr=s.mtcnn_lr, seed=s.seed)
     faces = sum(len(item.boxes) for item in train_items)

@@ -4,7 +4,8 @@ from pathlib import Path
 import torch
 
 from ..atomic import check_writable, save_torch
-from ..errors import UserError
+from ..errors import UserError, user_errors
+from ..model_safety import Figure, keep_previous, replacement_report, shipped_name
 from .train import FinetuneSettings, checkpoint, checkpoint_meta, finetune, parse_stages, split_frames, summary
 
 DEFAULT_THRESHOLDS = (0.6, 0.7, 0.7)
@@ -52,7 +53,7 @@ def run_finetune(labels_dir, metadata_dir=None, images_dir=None, mtcnn_model_out
                  val_fraction=0.2, seed=0, thresholds=DEFAULT_THRESHOLDS, min_face_size=20, class_map=None,
                  device="cpu", force=False, progress=True):
     """Fine-tune MTCNN on labeled frames; returns the FinetuneResult (with .written: the path or None)."""
-    from mtcnn import MTCNN
+    from mtcnn import MTCNN, MTCNNWeightsError
 
     _check_positive("batch_size", batch_size)
     _check_positive("num_epochs", num_epochs)
@@ -75,19 +76,61 @@ def run_finetune(labels_dir, metadata_dir=None, images_dir=None, mtcnn_model_out
     print(f"{len(items)} labeled frames: {len(train_items)} for training, {len(val_items)} for validation "
           f"(seed {seed}); fine-tuning {', '.join(settings.stages)}")
 
-    detector = MTCNN(min_face_size=min_face_size, thresholds=thresholds, keep_all=True,
-                     weights_path=pretrained_mtcnn_model, device=device)
+    with user_errors(MTCNNWeightsError):
+        detector = MTCNN(min_face_size=min_face_size, thresholds=thresholds, keep_all=True,
+                         weights_path=pretrained_mtcnn_model, device=device)
     result = finetune(detector, train_items, val_items, settings, progress)
 
-    print(summary(result, "pretrained" if pretrained_mtcnn_model is None else "starting"))
+    previous = _previous_evaluation(mtcnn_model_output_path, pretrained_mtcnn_model, detector, val_items, progress)
+    print(summary(result, "pretrained" if pretrained_mtcnn_model is None else "starting",
+                  {f"{mtcnn_model_output_path} (now)": previous} if previous else None))
 
     if result.better or force:
         meta = checkpoint_meta(result, settings, detector, {
             "labels": str(labels_dir), "train_frames": len(train_items), "val_frames": len(val_items),
             "val_fraction": float(val_fraction), "started_from": str(pretrained_mtcnn_model or "pretrained")})
+        kept = keep_previous(mtcnn_model_output_path)
         save_torch(checkpoint(detector, meta), mtcnn_model_output_path)
         result.written = Path(mtcnn_model_output_path)
-        print(f"wrote {mtcnn_model_output_path}" + ("" if result.better else " (--force)"))
+        name = "held-out frames"
+        print(replacement_report(mtcnn_model_output_path, kept, {name: previous.as_dict()} if previous else {},
+                                 {name: result.after.as_dict()}, MTCNN_FIGURES, "AP@0.5")
+              + ("" if result.better else "\n(written because of --force)"))
     else:
-        print(f"kept the previous weights: {mtcnn_model_output_path} not written (--force writes anyway)")
+        print(f"not written: {kept_message(mtcnn_model_output_path)} (--force writes anyway)")
     return result
+
+
+MTCNN_FIGURES = (Figure("ap50", "AP@0.5", percent=True), Figure("recall", "recall", percent=True),
+                 Figure("false_per_frame", "false/frame", higher_is_better=False))
+
+
+def kept_message(path) -> str:
+    """What stays at `path` when nothing is written: the shipped model, the user's own, or nothing."""
+    path = Path(path)
+    if not path.is_file():
+        return f"{path} does not exist (the main job uses the pretrained MTCNN)"
+    shipped = shipped_name(path)
+    if shipped:
+        return f"{path} still holds the shipped model ({shipped}), not one of yours"
+    return f"{path} still holds your previous model"
+
+
+def _previous_evaluation(path, started_from, detector, val_items, progress):
+    """The model at `path` (about to be replaced) scored on the same held-out frames; None when there is none,
+    it is not an MTCNN checkpoint, or it is the starting model (already in the table)."""
+    from mtcnn import MTCNN
+
+    from ..detection_eval import evaluate_detector
+
+    path = Path(path)
+    if not path.is_file() or (started_from and path.resolve() == Path(started_from).resolve()):
+        return None
+    try:
+        previous = MTCNN(min_face_size=detector.min_face_size, thresholds=list(detector.thresholds), keep_all=True,
+                         factor=detector.factor, weights_path=str(path), device=detector.device)
+    except Exception:  # not an MTCNN checkpoint: it is still kept aside before the write
+        return None
+    metrics, _ = evaluate_detector(previous.detect, val_items, detector.min_face_size,
+                                   desc=f"evaluating {path.name}", progress=progress)
+    return metrics

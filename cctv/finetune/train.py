@@ -169,9 +169,10 @@ def finetune(detector, train_items, val_items, settings: FinetuneSettings, progr
     return FinetuneResult(before, after, better, reason, history, counts, time.perf_counter() - start)
 
 
-def summary(result: FinetuneResult, start_name="pretrained") -> str:
-    """The before/after table, each stage's samples and losses, and the verdict."""
-    lines = [format_table({start_name: result.before, "fine-tuned": result.after})]
+def summary(result: FinetuneResult, start_name="pretrained", others=None) -> str:
+    """The before/after table (plus `others`: {name: DetectionMetrics} on the same frames), each stage's
+    samples and losses, and the verdict."""
+    lines = [format_table({start_name: result.before, **(others or {}), "fine-tuned": result.after})]
     for stage, counts in result.sample_counts.items():
         losses = " -> ".join(f"{h['loss']:.3f}" for h in result.history[stage])
         lines.append(f"{stage}: {counts['positives']} positives, {counts['parts']} parts, {counts['negatives']} "

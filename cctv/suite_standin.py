@@ -1,5 +1,12 @@
 """A loopback stand-in of the Superb AI Suite API, just enough for the real `spb` CLI (spb-cli 0.19.4)
-to run `spb upload dataset --include-label` and `spb download` against it.
+to run `spb upload dataset --include-label` and `spb download` against it: try the labeling round trip (and
+the active-learning loop's Suite steps) offline, as the tests do.
+
+    python -m cctv.suite_standin --project cctv-mask-detector --port 8765
+    # then, in another shell, what it prints: SPB_APP_API_ENDPOINT=http://127.0.0.1:8765 ... spb upload ...
+
+It keeps what is uploaded in memory (gone when it stops); labels come back as uploaded (the pre-labels), in
+the status `--label_status` (WORKING, as a project being labeled; SUBMITTED lets the loop take them).
 
 What spb-cli does (read from its source, spb/cli_core/commands/label_data.py and the managers):
 - `POST /v3/graphql` `project(name:$name)` -> the project (id, labelInterface, workapp, ...).
@@ -23,6 +30,14 @@ from urllib.parse import unquote
 
 # The label API names the workapp as spb.labels.label.WorkappType does; the project API as "image-siesta".
 LABEL_WORKAPP = {"image-siesta": "IMAGE_SIESTA", "video-siesta": "VIDEO_SIESTA"}
+# A new image project with two box classes, as the README has you create it in the Suite.
+LABEL_INTERFACE = {
+    "type": "image-siesta", "version": "0.6.5", "data_type": "image", "categorization": {"properties": []},
+    "object_detection": {"keypoints": [], "object_groups": [], "annotation_types": ["box"], "object_classes": [
+        {"id": f"00000000-0000-0000-0000-00000000000{i}", "name": name, "color": color, "properties": [],
+         "constraints": {}, "ai_class_map": [], "annotation_type": "box"}
+        for i, (name, color) in enumerate((("protected", "#00FF00"), ("unprotected", "#FF0000")), start=1)]},
+}
 _INLINE_ARG = re.compile(r'(\w+):("(?:[^"\\]|\\.)*"|[^,()\s]+)')
 
 
@@ -41,10 +56,10 @@ class SuiteStandIn:
     """`with SuiteStandIn(project_name, label_interface) as suite:` serves on 127.0.0.1 (a free port);
     `suite.endpoint` is the value for SPB_APP_API_ENDPOINT; `suite.labels` keeps what was uploaded."""
 
-    def __init__(self, project_name, label_interface, team_name="team", access_key="key",
-                 workapp="image-siesta"):
+    def __init__(self, project_name, label_interface=None, team_name="team", access_key="key",
+                 workapp="image-siesta", port=0, label_status="WORKING"):
         self.project = {
-            "id": str(uuid.uuid4()), "name": project_name, "labelInterface": label_interface,
+            "id": str(uuid.uuid4()), "name": project_name, "labelInterface": label_interface or LABEL_INTERFACE,
             "workapp": workapp, "settings": {}, "labelCount": 0, "isPublic": False,
             "createdAt": None, "createdBy": None, "lastUpdatedAt": None, "lastUpdatedBy": None,
             "progress": 0, "submittedLabelCount": 0, "inProgressLabelCount": 0,
@@ -55,11 +70,12 @@ class SuiteStandIn:
         self.calls = []  # (method, path, operation) in arrival order
         self._lock = threading.Lock()
         self._server = None
+        self.port, self.label_status = port, label_status
 
     # --- lifecycle -------------------------------------------------------------------------------
     def __enter__(self):
         handler = type("Handler", (_Handler,), {"suite": self})
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self._server = ThreadingHTTPServer(("127.0.0.1", self.port), handler)
         self._server.daemon_threads = True
         threading.Thread(target=self._server.serve_forever, daemon=True).start()
         return self
@@ -129,7 +145,7 @@ class SuiteStandIn:
 
     def _label_json(self, lab):
         return {
-            "id": lab.label_id, "projectId": self.project["id"], "tags": [], "status": "WORKING",
+            "id": lab.label_id, "projectId": self.project["id"], "tags": [], "status": self.label_status,
             "stats": [], "workAssignee": None, "reviewer": None, "reviewRound": 0, "lastReviewAction": None,
             "labelType": "MAIN_LABEL", "workapp": LABEL_WORKAPP[self.project["workapp"]], "relatedLabelMethod": None,
             "consensusStatus": "", "consistencyScore": 0.0, "dataId": lab.data_id, "dataset": lab.dataset,
@@ -219,3 +235,36 @@ class _Handler(BaseHTTPRequestHandler):
         if body is None:
             return self._send(404)
         self._send(200, body, "application/octet-stream")
+
+
+def main(argv=None):
+    import argparse
+    import time
+
+    p = argparse.ArgumentParser(description="A loopback stand-in of the Superb AI Suite for the spb CLI: try the "
+                                            "labeling round trip offline. Ctrl-C stops it.")
+    p.add_argument("--project", default="cctv-mask-detector", help="the project name spb commands use (-p)")
+    p.add_argument("--port", type=int, default=8765, help="port on 127.0.0.1 (0: any free one)")
+    p.add_argument("--project_json", default=None,
+                   help="a project.json to serve as the label interface (default: protected/unprotected boxes)")
+    p.add_argument("--label_status", default="WORKING",
+                   help="status of every label it hands back (SUBMITTED: as if labeled, for active_learning.py)")
+    opt = p.parse_args(argv)
+    interface = json.loads(open(opt.project_json).read()) if opt.project_json else None
+    with SuiteStandIn(opt.project, interface, port=opt.port, label_status=opt.label_status) as suite:
+        print(f"Suite stand-in on {suite.endpoint}, project '{opt.project}' (team 'team', access key 'key'); "
+              f"nothing leaves this machine. In another shell:\n"
+              f"  export SPB_APP_API_ENDPOINT={suite.endpoint} SPB_TEAM_NAME=team SPB_ACCESS_KEY=key "
+              f"NO_PROXY=127.0.0.1,localhost\n"
+              f"  cd frames && ../.venv/bin/spb upload dataset -p {opt.project} -n entrance --include-label -y && cd ..\n"
+              f"  mkdir -p suite_download && .venv/bin/spb download -p {opt.project} -d suite_download -y\n"
+              f"Ctrl-C stops it (what was uploaded is gone then).", flush=True)
+        try:
+            while True:
+                time.sleep(3600)
+        except KeyboardInterrupt:
+            print("stopped")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,206 @@
+"""Motion gating: region search equals whole-frame detection, still frames skip detection, auto mode turns
+gating off when the whole view moves, and the job's recording modes (--record alerts / none)."""
+import json
+
+import numpy as np
+import pytest
+
+from cctv.detection_eval import box_iou, kept_detections
+from cctv.motion import GatedDetector, MotionGate, grow_and_merge
+from cctv.video import open_source, probe_video, read_frames
+from mtcnn import MTCNN
+from mtcnn.cascade import PNET_STRIDE, level_windows
+
+FOOTAGE = "data/footage"
+
+
+@pytest.fixture(scope="module")
+def mtcnn():
+    return MTCNN(keep_all=True, select_largest=False)
+
+
+class CountingDetector:
+    """An MTCNN that counts the frames it is asked to search."""
+
+    def __init__(self, mtcnn):
+        self.mtcnn, self.device, self.frames = mtcnn, mtcnn.device, 0
+
+    def detect(self, frames, regions=None):
+        self.frames += len(frames)
+        return self.mtcnn.detect(frames, regions=regions)
+
+
+def test_level_windows_are_aligned_and_cover_the_region():
+    for scale, size in [(0.6, (304, 577)), (0.3015, (153, 290)), (0.0435, (23, 42))]:
+        for region in [(10, 10, 50, 60), (400, 100, 960, 506), (0, 0, 3, 3)]:
+            for rows, cols in level_windows([region], scale, *size):
+                for part, length, lo, hi in [(rows, size[0], region[1], region[3]),
+                                             (cols, size[1], region[0], region[2])]:
+                    assert part.start % PNET_STRIDE == 0
+                    assert (part.stop - part.start) % PNET_STRIDE == 0 or part.stop == length
+                    assert part.start <= max(0, lo * scale - 11) and part.stop >= min(length, hi * scale)
+    # two regions whose windows overlap become one window
+    assert len(level_windows([(0, 0, 40, 40), (45, 0, 90, 40)], 0.6, 300, 500)) == 1
+    assert grow_and_merge([(10, 10, 20, 20), (25, 10, 35, 20)], 0.25, 100, 100) == [(2, 2, 43, 28)]
+
+
+def test_region_search_finds_the_faces_whole_frame_detection_finds(shared_dir, mtcnn):
+    frames = list(read_frames(shared_dir / FOOTAGE / "four_people_masking.mp4", 0, 300, 100))
+    for frame in frames:
+        boxes, probs = mtcnn.detect(frame)
+        assert len(boxes) >= 4
+        h, w = frame.shape[:2]
+        # the faces' boxes grown a little, and an empty strip: the faces come out with the same boxes
+        regions = grow_and_merge(list(boxes), 0.1, w, h) + [(0, 0, 40, 40)]
+        got, got_probs = mtcnn.detect(frame, regions=regions)
+        assert len(got) == len(boxes)
+        assert (box_iou(boxes, got).max(axis=1) >= 0.9).all()
+        assert np.allclose(np.sort(got_probs), np.sort(probs), atol=1e-4)
+        # a region away from every face finds none of them
+        far = [(0, 0, 60, 60)]
+        assert len(mtcnn.detect(frame, regions=far)[0]) <= 1  # (a face in that corner would be the 1)
+
+
+@pytest.mark.slow
+def test_gated_detection_keeps_whole_frame_detections(shared_dir, mtcnn):
+    """On a real clip segment (people moving, sitting still, putting masks on) the gated detector keeps
+    >= 98% of the whole-frame detections at IoU >= 0.5, and saves work."""
+    path = shared_dir / FOOTAGE / "four_people_masking.mp4"
+    frames = list(read_frames(path, 100, 200))
+    whole = [mtcnn.detect(f) for f in frames]
+    gated = GatedDetector(mtcnn, MotionGate(25, mode="on", keyframe_s=2.0))
+    found = [tuple(r[0] for r in gated.detect([f])) for f in frames]
+    kept, total = kept_detections(whole, found)
+    assert total > 300 and kept / total >= 0.98
+    assert gated.stats["regions"] > gated.stats["whole"]
+
+
+def test_still_frames_skip_detection(shared_dir, mtcnn):
+    """An empty room that does not change: after the first (whole-frame) detection, no frame reaches the
+    detector until the idle keyframe (nothing changed, no face: keyframe_s does not apply)."""
+    frame = next(read_frames(shared_dir / FOOTAGE / "one_by_one_people.mp4", 0, 1))
+    counting = CountingDetector(mtcnn)
+    gated = GatedDetector(counting, MotionGate(10, mode="on", keyframe_s=1.0, idle_keyframe_s=2.0))
+    results = [gated.detect([frame.copy()]) for _ in range(25)]
+    assert all(len(r[0][0]) == 0 for r in results)
+    assert counting.frames == 2  # frames 0 and 20
+    assert gated.stats == {"skipped": 23, "regions": 0, "whole": 2}
+    # a keyframe on request (the hook tracking uses)
+    gated.request_keyframe()
+    gated.detect([frame])
+    assert counting.frames == 3
+
+
+def test_auto_mode_turns_gating_off_on_a_panning_source(tmp_path, mtcnn):
+    """The demo clip pans and zooms: auto mode sees the whole view moving and detects whole frames; on a
+    still camera it keeps gating."""
+    from cctv.demo import make_demo_clip
+
+    clip = make_demo_clip(tmp_path, mtcnn)
+    fps = float(open_source(clip).info.fps)
+    gate = MotionGate(fps, mode="auto", keyframe_s=10.0)
+    plans = [gate.plan(f) for f in read_frames(clip)]
+    assert gate.view_moving
+    assert sum(p is None for p in plans[len(plans) // 2:]) == len(plans) - len(plans) // 2
+
+
+def test_auto_mode_keeps_gating_on_a_still_camera(shared_dir):
+    gate = MotionGate(25, mode="auto", keyframe_s=10.0)
+    plans = [gate.plan(f) for f in read_frames(shared_dir / FOOTAGE / "four_people_masking.mp4", 0, 100)]
+    assert not gate.view_moving
+    assert sum(p is None for p in plans) <= 10  # the first keyframe, and frames where most of the view changed
+
+
+def _run_job(tmp_path, footage, **kwargs):
+    import cctv_mask_detector
+
+    out = tmp_path / "out" / "job.mp4"
+    summary = cctv_mask_detector.run(footage_path=str(footage), output_path=str(out), no_voice=True, quiet=True,
+                                     threads=2, **kwargs)
+    events = [json.loads(line) for line in out.with_name("job.mp4.events.jsonl").read_text().splitlines()]
+    return out, summary, events
+
+
+def test_record_alerts_writes_a_clip_around_the_alert(shared_dir, tmp_path):
+    """--record alerts: no whole video; a playable clip from clip_before_s before the alert to clip_after_s
+    after it, named (relative to the events file) in the event line."""
+    out, summary, events = _run_job(tmp_path, shared_dir / FOOTAGE / "four_people_masking.mp4", max_frames=60,
+                                    record="alerts", clip_before_s=0.4, clip_after_s=0.6, alert_frames=20,
+                                    alert_rule="frame")
+    assert not out.exists()
+    assert len(events) == 1 and events[0]["frame"] == 19  # the 20th frame of unmasked faces
+    clip = out.parent / events[0]["clip"]
+    assert events[0]["clip"] == "job.clips/alert0001.mp4" and clip.is_file()
+    frames, fps, width, height, _ = probe_video(clip)
+    assert (fps, width, height) == (25, 960, 506)
+    assert frames == 10 + 1 + 15  # 0.4 s before, the alert's frame, 0.6 s after
+    assert summary.clips == 1 and not list(out.parent.glob(".*tmp*"))
+
+
+def test_record_none_writes_no_video(shared_dir, tmp_path):
+    out, summary, _ = _run_job(tmp_path, shared_dir / FOOTAGE / "channy_in.gif", record="none")
+    assert summary.frames == 20
+    assert not list(out.parent.glob("*.mp4")) and not list(out.parent.glob("*.clips"))
+
+
+def test_bad_motion_and_record_flags_are_one_line_errors(tmp_path, shared_dir):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    for flags in (["--motion", "sometimes"], ["--record", "everything"], ["--keyframe_s", "0"]):
+        r = subprocess.run([sys.executable, str(root / "cctv_mask_detector.py"), "--footage_path",
+                            str(shared_dir / FOOTAGE / "channy_in.gif"), "--output_path",
+                            str(tmp_path / "x.mp4"), *flags], capture_output=True, text=True)
+        assert r.returncode == 2 and r.stderr.startswith("error: --") and len(r.stderr.splitlines()) == 1
+
+
+def test_region_search_on_the_gpu_batch_path(shared_dir, mtcnn, monkeypatch):
+    """The GPU's batched tensor path (run on the CPU, as in test_mtcnn_device_path: tensor pyramid, no bands):
+    in a batch where one frame is skipped and the others search rectangles, those find what whole-frame
+    detection finds."""
+    import torch
+
+    import mtcnn.cascade as cascade
+    import mtcnn.nets as nets
+
+    monkeypatch.setattr(cascade, "resize_area", cascade._resize_area_torch)
+    monkeypatch.setattr(nets, "PNET_BAND_ROWS", 10 ** 9)
+    frames = list(read_frames(shared_dir / FOOTAGE / "four_people_masking.mp4", 0, 3))
+    expected = [mtcnn.detect(f) for f in frames]
+    h, w = frames[0].shape[:2]
+    regions = [grow_and_merge(list(expected[0][0]), 0.1, w, h), [], grow_and_merge(list(expected[2][0]), 0.1, w, h)]
+    with torch.inference_mode():
+        found = mtcnn._detect_same_size(frames, regions)
+    assert len(found[1][0]) == 0
+    for (boxes, _), (got, _, _) in zip([expected[0], expected[2]], [found[0], found[2]]):
+        assert len(got) == len(boxes) and (box_iou(boxes, got).max(axis=1) >= 0.9).all()
+
+
+def test_an_alert_during_a_clip_extends_it(tmp_path):
+    """Two alerts 0.5 s apart make one clip: 1 s before the first to 1 s after the second; frames outside
+    the clip are never drawn."""
+    from fractions import Fraction
+
+    from cctv.recording import AlertClips, AnnotatedFrame
+    from cctv.video import SourceInfo
+
+    info = SourceInfo("synthetic", "synthetic", 64, 48, Fraction(10), None, True)
+    clips = AlertClips(tmp_path / "cam.mp4", info, threads=1, queue_size=4, before_s=1.0, after_s=1.0)
+    drawn = []
+    paths = []
+    for i in range(60):
+        if i in (20, 25):
+            paths.append(clips.alert(i / 10))
+        clips.add(AnnotatedFrame(np.full((48, 64, 3), i * 4, np.uint8), lambda frame, i=i: drawn.append(i)))
+    clips.close()
+    assert paths == ["cam.clips/alert0001.mp4"] * 2
+    assert probe_video(tmp_path / paths[0])[0] == 10 + 5 + 1 + 10  # 1 s before, 20..25, 1 s after
+    assert drawn == list(range(10, 36))
+    # a restarted job goes on numbering: the earlier clip is kept
+    again = AlertClips(tmp_path / "cam.mp4", info, threads=1, queue_size=4, before_s=1.0, after_s=1.0)
+    assert again.alert(0.0) == "cam.clips/alert0002.mp4"
+    again.add(AnnotatedFrame(np.zeros((48, 64, 3), np.uint8)))
+    again.close()
+    assert (tmp_path / paths[0]).is_file()

@@ -1,0 +1,91 @@
+"""Threads on a shared machine: the passive OpenMP wait policy is in place before any script loads torch,
+the thread caps reach torch, OpenCV and PyAV's codecs, and the cron loop makes way for the main job."""
+import os
+import subprocess
+import sys
+
+import cv2
+import pytest
+import torch
+
+from cctv.errors import UserError
+from cctv.threads import codec_threads, set_threads
+
+SCRIPTS = ["cctv_mask_detector.py", "prepare_mask_dataset.py", "train_mask_detector.py", "test_detector.py",
+           "footages_to_frames.py", "finetune_mtcnn.py", "active_learning.py", "evaluate_models.py"]
+
+# Imports a script as a module, then torch (the scripts that load it lazily load it later); at the moment torch
+# is first imported, prints the wait policy OpenMP would read, and stops there (torch itself never loads).
+PROBE = r"""
+import importlib.abc, importlib.util, os, sys
+
+class AtTorch(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path, target=None):
+        if name == "torch":
+            print("policy at torch import:", os.environ.get("OMP_WAIT_POLICY"), flush=True)
+            os._exit(0)
+
+sys.meta_path.insert(0, AtTorch())
+script = sys.argv[1]
+sys.path.insert(0, os.path.dirname(script))
+sys.argv = [script]
+spec = importlib.util.spec_from_file_location("script_under_test", script)
+spec.loader.exec_module(importlib.util.module_from_spec(spec))
+import torch
+"""
+
+
+def _env_without_policy():
+    return {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")}
+
+
+@pytest.mark.parametrize("script", SCRIPTS)
+def test_every_script_sets_the_passive_wait_policy_before_torch_loads(repo_root, script):
+    r = subprocess.run([sys.executable, "-c", PROBE, str(repo_root / script)], env=_env_without_policy(),
+                       capture_output=True, text=True, timeout=120)
+    assert r.stdout.strip() == "policy at torch import: PASSIVE", r.stdout + r.stderr
+
+
+def test_a_policy_the_user_set_is_kept(repo_root):
+    env = {**_env_without_policy(), "OMP_WAIT_POLICY": "ACTIVE"}
+    r = subprocess.run([sys.executable, "-c", PROBE, str(repo_root / "cctv_mask_detector.py")], env=env,
+                       capture_output=True, text=True, timeout=120)
+    assert r.stdout.strip() == "policy at torch import: ACTIVE", r.stdout + r.stderr
+
+
+@pytest.fixture()
+def restore_threads():
+    names = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENCV_FOR_THREADS_NUM")  # set_threads writes them
+    env = {name: os.environ.get(name) for name in names}
+    before = torch.get_num_threads(), cv2.getNumThreads()
+    yield
+    set_threads(before[0])
+    cv2.setNumThreads(before[1])
+    for name, value in env.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+
+
+def test_the_cap_reaches_torch_opencv_and_the_encoder(restore_threads):
+    assert set_threads(1) == 1
+    assert (torch.get_num_threads(), cv2.getNumThreads(), codec_threads()) == (1, 1, 1)
+    assert set_threads(2, device="cuda") == 2  # on a GPU encoding bounds the job: it may use the cap
+    assert (torch.get_num_threads(), codec_threads()) == (2, 2)
+    set_threads(2)
+    assert (torch.get_num_threads(), cv2.getNumThreads(), codec_threads()) == (2, 2, 1)
+    with pytest.raises(UserError, match="--threads must be 0"):
+        set_threads(-1)
+
+
+def test_lower_priority_nices_the_process_and_its_own_session():
+    code = ("import os; from cctv.threads import lower_priority; before = os.nice(0); lower_priority(7); "
+            "group = open('/proc/self/autogroup').read().split()[-1] if os.path.exists('/proc/self/autogroup') "
+            "else 'none'; print(os.nice(0) - before, os.getsid(0) == os.getpid(), group)")
+    r = subprocess.run([sys.executable, "-c", code], cwd=os.path.dirname(os.path.dirname(__file__)),
+                       capture_output=True, text=True, timeout=60, start_new_session=True)  # no terminal
+    assert r.returncode == 0, r.stderr
+    niced, own_session, group = r.stdout.split()
+    assert niced == "7" and own_session == "True"
+    assert group in ("7", "none")  # without a terminal (as under cron), its session is nicer as a whole
