@@ -30,7 +30,7 @@ from .video import open_source, partial_path, prefetch
 DEFAULT_CHECKPOINT_FRAMES = 250  # 10 s at 25 fps: the most work a kill costs
 DEFAULT_MAX_RESTARTS = 5  # a camera that dies more often than this is given up (its error is reported)
 COUNTS = ("frames", "faces", "protected")
-RESUMED = ("tracker", "people", "monitor", "alerting")  # the _Job state a restart carries on with
+RESUMED = ("tracker", "people", "monitor", "alerting", "alerted")  # the _Job state a restart carries on with
 
 
 def checkpoint_path(output_path):

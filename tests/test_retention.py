@@ -54,7 +54,7 @@ def test_the_job_prunes_at_start_and_says_what_it_removed(tmp_path, shared_dir):
                            str(tmp_path / "today.mp4"), "--retention_days", "30", "--no_voice", "--quiet",
                            "--max_frames", "2", "--threads", "1"], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
-    assert f"retention: removed 7 files: last_month.mp4, " in done.stdout + done.stderr
+    assert "retention: removed 7 files: last_month.mp4, " in done.stdout + done.stderr
     assert "(older than 30 days) from" in done.stdout + done.stderr
     assert not any(p.exists() for p in old) and (tmp_path / "today.mp4").is_file()
     bad = subprocess.run([sys.executable, str(ROOT / "cctv_mask_detector.py"), "--footage_path", "0",
