@@ -11,10 +11,13 @@ a kill; what is written holds each frame once.
 Ray-free: cctv.ray_job runs it in actors and tasks; `detect_batches` is where a batch's detections come from.
 """
 import base64
+import hashlib
+import hmac
 import itertools
 import json
 import os
 import pickle
+import secrets
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -177,7 +180,12 @@ class CameraRun:
         seg = self._segment_path(state)
         job = _Job(cfg, info, warn, batch_size, zone, first_frame=index, events=events, video_path=seg)
         if state.get("job_state"):  # tracks, people and alert state as they were at the checkpoint
-            job.__dict__.update(pickle.loads(base64.b64decode(state["job_state"])))
+            resumed = _unpickle_signed(state["job_state"], state.get("job_state_mac", ""))
+            if resumed is None:
+                warn(f"{self.checkpoint}: its saved tracks are not signed by this machine's key; "
+                     "going on with fresh tracks")
+            else:
+                job.__dict__.update(resumed)
         tick, ticked, in_segment = time.perf_counter(), 0, 0
         try:
             for batch, faces in detect_batches(_batches(self._limited(frames, index), batch_size)):
@@ -231,15 +239,16 @@ class CameraRun:
         state["alerts"] = job.monitor.count
         state["uncertain"] = base["uncertain"] + (job.saver.saved if job.saver else 0)
         state["next_frame"] = first + s.frames
-        state["job_state"] = self._job_state(job)
+        state["job_state"], state["job_state_mac"] = self._job_state(job)
         write_json(self.checkpoint, state)
         return None if last else segment_path(self.output, len(state["segments"]))
 
     @staticmethod
     def _job_state(job):
-        """What a restarted camera needs to go on as if never stopped. Pickled: the checkpoint is this
-        camera's own file, written by this code, never a user's input."""
-        return base64.b64encode(pickle.dumps({k: getattr(job, k) for k in RESUMED})).decode("ascii")
+        """What a restarted camera needs to go on as if never stopped: pickled, and signed (HMAC) with a key
+        that lives outside the output folder, so a checkpoint someone else wrote is never unpickled."""
+        blob = pickle.dumps({k: getattr(job, k) for k in RESUMED})
+        return base64.b64encode(blob).decode("ascii"), _mac(blob)
 
     def _finish(self, state):
         """Join the segments into the camera's video; the checkpoint says done before they are removed."""
@@ -267,3 +276,41 @@ class CameraRun:
         return dict(camera=self.name, source=str(self.cfg.footage_path), output=str(self.output),
                     events=str(events_path(self.output)), restarts=state["starts"] - 1,
                     **{k: state[k] for k in ("frames", "faces", "protected", "alerts", "uncertain")})
+
+
+def resume_key_path():
+    return Path(os.environ.get("CCTV_RESUME_KEY") or Path.home() / ".cache" / "cctv-mask-detector" / "resume.key")
+
+
+def _resume_key():
+    """This machine's secret for signing resume state (made once, mode 0600, published by a link so that
+    concurrent cameras agree on one key)."""
+    path = resume_key_path()
+    if not path.is_file():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{secrets.token_hex(6)}")
+        try:
+            with os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb") as f:
+                f.write(secrets.token_bytes(32))
+            try:
+                os.link(tmp, path)  # fails if another camera made the key first: theirs is kept
+            except FileExistsError:
+                pass
+        finally:
+            tmp.unlink(missing_ok=True)
+    return path.read_bytes()
+
+
+def _mac(blob):
+    return hmac.new(_resume_key(), blob, hashlib.sha256).hexdigest()
+
+
+def _unpickle_signed(text, mac):
+    """The resume state, or None when its signature does not match (never unpickled then)."""
+    try:
+        blob = base64.b64decode(text)
+    except ValueError:
+        return None
+    if not isinstance(mac, str) or not hmac.compare_digest(_mac(blob), mac):
+        return None
+    return pickle.loads(blob)

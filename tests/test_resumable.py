@@ -105,3 +105,29 @@ def test_lost_source_keeps_the_video_of_what_was_processed(shared_dir, pipeline,
         run.run(source_lost)
     assert probe_video(tmp_path / "cam.mp4")[0] == 16 + 8  # the first segment and what the second one got
     assert not list(tmp_path.glob(".cam.seg*"))
+
+
+class _Exploit:
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (open, (str(self.marker), "w"))  # unpickling it would create the marker file
+
+
+def test_a_checkpoint_someone_else_wrote_is_never_unpickled(tmp_path, monkeypatch):
+    import base64
+    import pickle
+
+    from cctv import resumable
+
+    monkeypatch.setenv("CCTV_RESUME_KEY", str(tmp_path / "key" / "resume.key"))
+    marker = tmp_path / "pwned"
+    blob = pickle.dumps(_Exploit(marker))
+    forged = base64.b64encode(blob).decode("ascii")
+    assert resumable._unpickle_signed(forged, "0" * 64) is None
+    assert resumable._unpickle_signed(forged, None) is None
+    assert not marker.exists()
+    assert (resumable.resume_key_path().stat().st_mode & 0o777) == 0o600
+    good = pickle.dumps({"alerting": True})
+    assert resumable._unpickle_signed(base64.b64encode(good).decode("ascii"), resumable._mac(good)) == {"alerting": True}
