@@ -74,7 +74,7 @@ def run_job(clip, model, threads, out_dir, **flags):
     """The main job on `clip`: ((frames/s of the job's own time, frames per CPU-second), summary)."""
     import cctv_mask_detector
 
-    summary = cctv_mask_detector.run(footage_path=str(clip), output_path=str(out_dir / f"{Path(clip).stem}.mp4"),
+    summary = cctv_mask_detector.run(footage_path=str(clip), output_path=str(out_dir / f"{Path(clip).stem}.out.mp4"),
                                      detector_model_path=model, threads=threads, no_voice=True, quiet=True,
                                      **flags)
     return (summary.frames / summary.seconds, summary.frames / summary.cpu_seconds), summary
