@@ -25,6 +25,19 @@ def shared_dir():
     return SHARED
 
 
+@pytest.fixture(scope="module")
+def detector_model():
+    path = Path(os.environ.get("CCTV_DETECTOR_MODEL", ROOT / "models" / "detector.pt"))
+    if not path.is_file():
+        pytest.skip(f"{path} not found: train it with train_mask_detector.py (the repo ships models/detector.pt)")
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def four_people(shared_dir):
+    return shared_dir / "data" / "footage" / "four_people_masking.mp4"
+
+
 @pytest.fixture(scope="session")
 def repo_root():
     return ROOT

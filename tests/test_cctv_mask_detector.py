@@ -24,19 +24,6 @@ import cctv_mask_detector  # noqa: E402
 FPS = 25  # four_people_masking.mp4
 
 
-@pytest.fixture(scope="module")
-def detector_model():
-    path = Path(os.environ.get("CCTV_DETECTOR_MODEL", ROOT / "models" / "detector.pt"))
-    if not path.is_file():
-        pytest.skip(f"{path} not found: train it with train_mask_detector.py (the repo ships models/detector.pt)")
-    return str(path)
-
-
-@pytest.fixture(scope="module")
-def four_people(shared_dir):
-    return shared_dir / "data" / "footage" / "four_people_masking.mp4"
-
-
 def run_job(tmp_path, detector_model, name="out.mp4", **kwargs):
     out = tmp_path / name
     summary = cctv_mask_detector.run(detector_model_path=detector_model, output_path=str(out), no_voice=True,

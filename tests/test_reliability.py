@@ -25,19 +25,6 @@ ROOT = Path(__file__).resolve().parents[1]
 FPS = 25  # four_people_masking.mp4
 
 
-@pytest.fixture(scope="module")
-def detector_model():
-    path = ROOT / "models" / "detector.pt"
-    if not path.is_file():
-        pytest.skip(f"{path} not found (the repo ships models/detector.pt)")
-    return str(path)
-
-
-@pytest.fixture(scope="module")
-def four_people(shared_dir):
-    return shared_dir / "data" / "footage" / "four_people_masking.mp4"
-
-
 def decodable_frames(path):
     """Frames decodable from the start of a video, tolerating a torn last fragment (as a player does)."""
     n = 0
