@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import ray
 
+from .alerts import read_events
 from .atomic import write_json, write_text
 from .errors import UserError
 from .pipeline import default_batch_size
@@ -275,8 +276,7 @@ def merge_events(cameras, results, path):
     events = []
     for cam in cameras:
         if cam.name in results:
-            with open(results[cam.name]["events"], encoding="utf-8") as f:
-                events += [{"camera": cam.name, **json.loads(line)} for line in f if line.strip()]
+            events += [{"camera": cam.name, **e} for e in read_events(results[cam.name]["events"])]
     events.sort(key=lambda e: (e["time_s"], e["camera"]))
     write_text(path, "".join(json.dumps(e) + "\n" for e in events))
     return path
