@@ -3,7 +3,8 @@ classifier) does on them: frames where the labeled face is found, other boxes pe
 of found faces called protected.
 
 Format: {"clip": "footage/channy_in.gif", "frames": {"0": [{"x": cx, "y": cy, "size": s, "id": 1,
-"mask": true}], "1": [], ...}}: every frame index, centre and approximate width in source pixels.
+"mask": true}], "1": [], ...}}: every frame index (or, with "sampled_every": N, every N-th), centre and
+approximate width in source pixels; "mask": null is a head whose face is turned away.
 A detection finds a labeled face when its centre lies within 0.6 x size of the face's centre and its
 width is 0.4-3 x size (boxes drawn by MTCNN around a 15-25 px face vary that much).
 """
@@ -21,14 +22,19 @@ CENTRE_TOLERANCE, MIN_WIDTH_RATIO, MAX_WIDTH_RATIO = 0.6, 0.4, 3.0
 @dataclass
 class FootageLabels:
     clip: str
-    faces: list  # per frame: list of dicts x, y, size, id, mask
+    faces: dict  # frame index -> list of dicts x, y, size, id, mask (the labeled frames only)
+
+    @property
+    def frames(self):
+        return sorted(self.faces)
 
 
 def load_footage_labels(path) -> FootageLabels:
     try:
         data = json.loads(Path(path).read_text())
         frames = data["frames"]
-        faces = [frames[str(i)] for i in range(len(frames))]
+        every = int(data.get("sampled_every", 1))
+        faces = {i: frames[str(i)] for i in range(0, every * len(frames), every)}
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise UserError(f"{path}: not a footage face-centre label file ({exc})") from None
     return FootageLabels(data["clip"], faces)
@@ -69,8 +75,8 @@ class FootageScore:
 
 def score_footage(labels: FootageLabels, detections, protected=None, frames=None) -> FootageScore:
     """detections: per frame boxes (N,4); protected: per frame (N,) bools of the classifier, or None.
-    frames: the frame indices to score (default all)."""
-    frames = range(len(labels.faces)) if frames is None else frames
+    frames: the frame indices to score (default every labeled one)."""
+    frames = labels.frames if frames is None else frames
     found = labeled = other = prot = correct = 0
     found_frames = []
     for i in frames:
