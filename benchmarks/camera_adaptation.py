@@ -56,6 +56,11 @@ def parse_opt(argv=None):
                    help="starting models: pretrained (facenet-pytorch's weights), cctv (models/cctv_mtcnn.pt)")
     p.add_argument("--num_epochs", type=int, default=5, help="finetune_mtcnn.py --num_epochs")
     p.add_argument("--stages", default="rnet,onet", help="finetune_mtcnn.py --stages")
+    p.add_argument("--control", action="store_true",
+                   help="also fine-tune on the face photos alone: what the camera's frames add to that")
+    p.add_argument("--active_learning", action="store_true",
+                   help="also one round of active_learning.py: the job's low-confidence frames of the camera's "
+                        "training part, labeled, fine-tune a version from the pretrained MTCNN")
     p.add_argument("--reuse", action="store_true", help="keep frames and adapted models already in --work_dir")
     p.add_argument("--threads", type=int, default=2)
     return p.parse_args(argv)
@@ -146,12 +151,11 @@ def face_photo_split(shared):
 
 
 # --- evaluation ------------------------------------------------------------------------------------------
-def boxes_per_frame(spec, items):
-    """Mean boxes per frame and the share of frames with any box, on frames without faces."""
-    from cctv.model_eval import predict
-
-    counts = [len(boxes) for boxes, _ in predict(spec, items, progress=False)]
-    return float(np.mean(counts)), float(np.mean(np.asarray(counts) > 0))
+def boxes_per_frame(spec, frames):
+    """Mean boxes per frame and the share of frames with any box, on frames without faces (RGB arrays)."""
+    detector = spec.build()
+    counts = np.asarray([len(detector.detect(frame)[0]) for frame in frames])
+    return float(counts.mean()), float((counts > 0).mean())
 
 
 def job_on_camera(footage, spec, classifier, split_frame, out_dir, threads):
@@ -164,8 +168,8 @@ def job_on_camera(footage, spec, classifier, split_frame, out_dir, threads):
     summary = cctv_mask_detector.run(footage_path=str(footage), output_path=str(out), detector_model_path=classifier,
                                      mtcnn_model_path=spec.weights, record="none", no_voice=True, quiet=True,
                                      threads=threads, on_frame=lambda job, faces: boxes.append(faces.total))
-    alerts = [e for e in read_events(summary.events) if e["frame"] >= split_frame]
-    return len(alerts), float(np.mean(boxes[split_frame:]))
+    alerts = read_events(summary.events)
+    return len(alerts), sum(e["frame"] >= split_frame for e in alerts), float(np.mean(boxes[split_frame:]))
 
 
 def other_camera(spec, frames, labels):
@@ -182,15 +186,74 @@ def evaluate(spec, classifier, ctx, opt):
     from cctv.model_eval import compare
 
     row = {}
-    row["held-out frames: boxes/frame"], row["held-out frames: share with a box"] = boxes_per_frame(spec, ctx["held_out"])
-    row["job: alerts (held-out part)"], row["job: boxes/frame (held-out part)"] = job_on_camera(
-        ctx["footage"], spec, classifier, opt.split_frame, ctx["job_dir"], opt.threads)
+    for name, frames in (("labeled held-out frames", ctx["held_out"]), ("every held-out frame", ctx["held_out_all"])):
+        row[f"{name}: boxes/frame"], row[f"{name}: share with a box"] = boxes_per_frame(spec, frames)
+    whole, held_out, boxes = job_on_camera(ctx["footage"], spec, classifier, opt.split_frame, ctx["job_dir"],
+                                           opt.threads)
+    row["job: alerts, held-out part"], row["job: boxes/frame, held-out part"] = held_out, boxes
+    row["job: alerts, whole clip (trained on)"] = whole
     photos = compare([spec], ctx["photo_test"], min_size=20, progress=False)[spec.name]["all"]
     row["facemask853 test: AP@0.5"], row["facemask853 test: recall"] = 100 * photos.ap50, 100 * photos.recall
     row["facemask853 test: false/photo"] = photos.false_per_frame
     found, labeled, other = other_camera(spec, ctx["other_frames"], ctx["other_labels"])
     row[f"{OTHER_CAMERA}: faces found"], row[f"{OTHER_CAMERA}: other boxes/frame"] = f"{found}/{labeled}", other
     return row
+
+
+# --- the same through the active-learning loop ----------------------------------------------------------
+def nearest_labels(footage_labels, index):
+    """The hand labels of the labeled frame nearest to frame `index` (labels cover every N-th frame)."""
+    return footage_labels.faces[min(footage_labels.frames, key=lambda i: abs(i - index))]
+
+
+def label_batch(batch_dir, label_of):
+    """A labeler's work on a batch: its frames with corrected Suite labels beside them, renamed into
+    `labels/` whole (the loop uses a renamed folder at once). label_of(frame path) -> (boxes, classes)."""
+    from cctv.labels import write_suite_label
+    from cctv.labels.common import image_size
+
+    staging = batch_dir / ".labels.partial"
+    staging.mkdir()
+    for jpg in sorted((batch_dir / "frames").glob("*.jpg")):
+        shutil.copyfile(jpg, staging / jpg.name)
+        write_suite_label(staging / (jpg.name + ".json"), *label_of(jpg), *image_size(jpg))
+    staging.rename(batch_dir / "labels")
+
+
+def loop_round(work, footage, photos, split_frame, threads):
+    """One round of active_learning.py as cron would run it, in work/active_learning (models_dir there too):
+    batch 0001 = labeled face photos, batch 0002 = the frames the main job saved as low-confidence on the
+    camera's training part (backs of heads at MTCNN probability 0.7-0.95), labeled as having no face; then
+    the round fine-tunes MTCNN and the classifier and promotes or rejects. Returns (version folder, text)."""
+    import active_learning
+    import cctv_mask_detector
+
+    from cctv.active_learning.loop import tick_text
+
+    root = work / "active_learning"
+    shutil.rmtree(root, ignore_errors=True)
+    models, uncertain = root / "models", root / "uncertain"
+    models.mkdir(parents=True)
+    shutil.copyfile(ROOT / "models" / "detector.pt", models / "detector.pt")  # the hand-trained classifier
+    cfg = {"workdir": str(root), "models_dir": str(models), "uncertain_frames_dir": str(uncertain),
+           "threads": threads, "progress": False, "labels_settle_s": 0}  # labels written whole before the tick
+    add_face_photos(photos, uncertain)
+    active_learning.run(batch_frames=len(photos), **cfg)
+    cctv_mask_detector.run(footage_path=str(footage), output_path=str(root / "job" / "train_part.mp4"),
+                           detector_model_path=str(models / "detector.pt"), max_frames=split_frame, record="none",
+                           uncertain_frames_dir=str(uncertain), no_voice=True, quiet=True, threads=threads)
+    saved = sorted(uncertain.glob("*.jpg"))
+    active_learning.run(batch_frames=len(saved), **cfg)
+    truth = {Path(p.image_path).name: (p.boxes, p.classes) for p in photos}
+    camera = load_footage_labels(LABELS / f"{CAMERA}.json")
+    label_batch(root / "batches" / "0001", lambda jpg: truth[jpg.name])
+    label_batch(root / "batches" / "0002", lambda jpg: visible_faces(nearest_labels(camera, frame_index(jpg))))
+    outcome = active_learning.run(**cfg)
+    if not outcome["versions"]:
+        raise RuntimeError(f"the loop trained no version: {outcome}")
+    text = (f"the job saved {len(saved)} low-confidence frames of the camera's training part; "
+            + tick_text(active_learning.build_config(**cfg), outcome).splitlines()[-1])
+    return models / "versions" / outcome["versions"][0], text
 
 
 # --- the run ---------------------------------------------------------------------------------------------
@@ -231,6 +294,7 @@ def format_rows(columns):
 def run(**kwargs):
     from cctv.model_eval import ModelSpec, spec_from_checkpoint
     from cctv.threads import set_threads
+    from cctv.images import load_image
     from cctv.labels import load_labels
     from cctv.video import read_frames
 
@@ -245,10 +309,14 @@ def run(**kwargs):
         photo_train, _ = face_photo_split(SHARED)
         counts["face photos"] = add_face_photos(photo_train[:opt.face_photos], train_dir)
         print("labeled frames:", ", ".join(f"{k} {v}" for k, v in counts.items()))
+    if opt.control and not (opt.reuse and (work / "photos_only").is_dir()):
+        shutil.rmtree(work / "photos_only", ignore_errors=True)
+        add_face_photos(face_photo_split(SHARED)[0][:opt.face_photos], work / "photos_only")
     other_labels = load_footage_labels(LABELS / f"{OTHER_CAMERA}.json")
     wanted = set(other_labels.frames)
     ctx = {"footage": footage, "job_dir": work / "job",
-           "held_out": load_labels(work / "camera_held_out").items,
+           "held_out": [load_image(i.image_path) for i in load_labels(work / "camera_held_out").items],
+           "held_out_all": list(read_frames(footage, start=opt.split_frame)),
            "photo_test": face_photo_split(SHARED)[1], "other_labels": other_labels,
            "other_frames": {i: f for i, f in enumerate(read_frames(SHARED / "data" / "footage" / f"{OTHER_CAMERA}.mp4"))
                             if i in wanted}}
@@ -267,12 +335,27 @@ def run(**kwargs):
                          f"training frames: {'better' if result.better else 'not better'} ({result.reason})")
         columns[start] = evaluate(before, classifier, ctx, opt)
         columns[f"{start} adapted"] = evaluate(after, classifier, ctx, opt)
+        if opt.control:
+            control_path = work / f"photos_only_{start}.pt"
+            result, seconds = adapt(start, work / "photos_only", control_path, opt)
+            if result is not None:
+                notes.append(f"{start} photos only: fine-tuned in {seconds:.0f} s ({result.reason})")
+            columns[f"{start} photos only"] = evaluate(spec_from_checkpoint(f"{start} photos only", control_path),
+                                                       classifier, ctx, opt)
+    if opt.active_learning:
+        version, text = loop_round(work, footage, face_photo_split(SHARED)[0][:opt.face_photos], opt.split_frame,
+                                   opt.threads)
+        notes.append(f"active_learning.py: {text}")
+        # the round's MTCNN with the hand-trained classifier: what the loop did to the detector, promoted or not
+        name = f"loop {version.name} MTCNN"
+        columns[name] = evaluate(spec_from_checkpoint(name, version / "mtcnn.pt"), STARTS["pretrained"][2], ctx, opt)
     print()
     print(format_rows(columns))
     print("\n".join(notes))
-    print(f"(held-out: {len(ctx['held_out'])} labeled frames of {CAMERA} from frame {opt.split_frame}, no face "
-          f"visible; the job ran on the whole clip, counted from that frame; facemask853: {len(ctx['photo_test'])} "
-          f"test photos, faces >= 20 px; {OTHER_CAMERA}: every 5th frame, never trained on)")
+    print(f"(held-out: {CAMERA} from frame {opt.split_frame}, {len(ctx['held_out_all'])} frames, "
+          f"{len(ctx['held_out'])} of them labeled, no face visible: every box is false; the job ran on the whole "
+          f"clip, its held-out part counted from that frame; facemask853: {len(ctx['photo_test'])} test photos, "
+          f"faces >= 20 px; {OTHER_CAMERA}: every 5th frame, never trained on)")
     return columns
 
 
