@@ -21,6 +21,7 @@ other boxes per frame). Everything is written under --work_dir (runs/, git-ignor
     .venv/bin/python benchmarks/camera_adaptation.py --threads 2
 """
 import argparse
+import dataclasses
 import os
 import shutil
 import sys
@@ -41,6 +42,7 @@ CAMERA = "one_by_one_people"
 OTHER_CAMERA = "four_people_masking"
 # Person 4 leaves the view by frame 870 and person 5 comes in at 930: a cut at 900 puts no person on both sides.
 SPLIT_FRAME = 900
+LOOSE_THRESHOLDS = (0.1, 0.2, 0.2)  # the write-up's thresholds for its CCTV footage
 
 
 def parse_opt(argv=None):
@@ -188,6 +190,8 @@ def evaluate(spec, classifier, ctx, opt):
     row = {}
     for name, frames in (("labeled held-out frames", ctx["held_out"]), ("every held-out frame", ctx["held_out_all"])):
         row[f"{name}: boxes/frame"], row[f"{name}: share with a box"] = boxes_per_frame(spec, frames)
+    loose = dataclasses.replace(spec, thresholds=LOOSE_THRESHOLDS)  # more of what the model takes for faces
+    row["every held-out frame, thresholds 0.1,0.2,0.2: boxes/frame"] = boxes_per_frame(loose, ctx["held_out_all"])[0]
     whole, held_out, boxes = job_on_camera(ctx["footage"], spec, classifier, opt.split_frame, ctx["job_dir"],
                                            opt.threads)
     row["job: alerts, held-out part"], row["job: boxes/frame, held-out part"] = held_out, boxes
