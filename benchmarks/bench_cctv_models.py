@@ -34,9 +34,11 @@ CHANNY_OUT_FRAMES = range(3, 13)
 def detector_specs():
     """(spec, classifier path) pairs: what the main job ran before, the alternatives, the new models."""
     pretrained_small = (ModelSpec("pretrained @10", None, CCTV_MIN_FACE_SIZE, CCTV_THRESHOLDS), OLD_CLASSIFIER)
-    rows = [(ModelSpec("pretrained (default)", None, 20, (0.6, 0.7, 0.7)), OLD_CLASSIFIER),
-            pretrained_small,
-            (spec_from_checkpoint("finetuned_mtcnn (old)", ROOT / OLD_MTCNN), OLD_CLASSIFIER)]
+    default = ModelSpec("pretrained (default)", None, 20, (0.6, 0.7, 0.7))
+    rows = [(default, OLD_CLASSIFIER)]
+    if (ROOT / SHIPPED_CLASSIFIER).is_file():  # the CCTV classifier as the main job's default classifier
+        rows.append((default, SHIPPED_CLASSIFIER))
+    rows += [pretrained_small, (spec_from_checkpoint("finetuned_mtcnn (old)", ROOT / OLD_MTCNN), OLD_CLASSIFIER)]
     if (ROOT / SHIPPED_MTCNN).is_file():
         classifier = SHIPPED_CLASSIFIER if (ROOT / SHIPPED_CLASSIFIER).is_file() else OLD_CLASSIFIER
         cctv_spec = spec_from_checkpoint("cctv_mtcnn (new)", ROOT / SHIPPED_MTCNN)

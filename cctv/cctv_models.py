@@ -144,15 +144,15 @@ def _cached_faces(path, make):
     return faces
 
 
-def train_cctv_classifier(train_sets, num_epochs=12, seed=0, progress=True):
-    """A SmallNet on 64 px crops of the given FaceSets, with the training's CCTV-strength augmentation
-    (more and lower low-resolution: faces of 8-32 px). Returns (network, summary)."""
+def train_cctv_classifier(train_sets, num_epochs=12, seed=0, progress=True, augment_options=None):
+    """A SmallNet on 64 px crops of the given FaceSets, with the crop augmentation (mask_training.Augment;
+    augment_options: its settings). Returns (network, summary)."""
     from .face_dataset import concat
     from .mask_training import train_classifier
 
     faces = concat(train_sets)
     network, history, summary = train_classifier(faces.crops, faces.labels, "small", num_epochs, 32, 0.1, seed,
-                                                 augment=True, progress=progress)
+                                                 augment=True, progress=progress, augment_options=augment_options)
     return network, {**summary, "history": history, "faces": faces.counts()}
 
 
@@ -168,20 +168,22 @@ def build_classifier(opt, sources_unused, log=print):
     sets = classifier_sources(opt.shared, opt.cache_dir, painted=opt.painted_share, margin=opt.crop_margin)
     for name, (train, test) in sets.items():
         log(f"{name}: train {train.counts()}, test {test.counts()}")
-    tests = []
-    network, summary = train_cctv_classifier([s[0] for s in sets.values()], opt.classifier_epochs)
+    tests, options = [], {"p_cast": opt.colour_cast}
+    network, summary = train_cctv_classifier([s[0] for s in sets.values()], opt.classifier_epochs,
+                                             augment_options=options)
     clf = MaskClassifier(network, "small", CCTV_CROP_SIZE, cctv_mtcnn_settings(opt.crop_margin))
     for name, (_, test) in sets.items():
         tests.append({"source": name, "trained_on": "all", **evaluate_classifier(clf, test)})
     held = "mask_classification"
-    cross_net, _ = train_cctv_classifier([s[0] for n, s in sets.items() if n != held], opt.classifier_epochs)
+    cross_net, _ = train_cctv_classifier([s[0] for n, s in sets.items() if n != held], opt.classifier_epochs,
+                                         augment_options=options)
     cross = MaskClassifier(cross_net, "small", CCTV_CROP_SIZE, cctv_mtcnn_settings(opt.crop_margin))
     tests.append({"source": held, "trained_on": f"all but {held}", **evaluate_classifier(cross, sets[held][1])})
     for t in tests:
         log(f"{t['source']:<20} trained on {t['trained_on']:<28} faces {t['faces']:>5}  accuracy {t['accuracy']:.3f}")
     clf.metadata = {"arch": "small", "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
                     "training": {"recipe": "benchmarks/train_cctv_models.py", "sources": list(sets),
-                                 "painted_share": opt.painted_share,
+                                 "painted_share": opt.painted_share, "crop_augment": options,
                                  **{k: v for k, v in summary.items() if k != "history"}},
                     "history": summary["history"], "test_metrics": tests,
                     "seconds": round(time.perf_counter() - start, 1)}
