@@ -19,7 +19,8 @@ from .training import (TrainSettings, decide, evaluate_models, load_batch_labels
 
 @dataclass
 class LoopConfig:
-    workdir: str = "active_learning"
+    """`active_learning.py`'s settings (its flags' names; the fine-tuning ones in `train`)."""
+    workdir: str = "runs/active_learning"
     uncertain_frames_dir: str | None = None  # default <workdir>/uncertain
     models_dir: str = "models"
     batch_frames: int = 50
@@ -238,10 +239,6 @@ def _evaluation_data(cfg, plan, history):
 
 
 def _run_round(cfg, partial: Path, history):
-    import torch
-
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
     plan = json.loads((partial / "plan.json").read_text())
     base = plan["base"]
     train, held_out = _evaluation_data(cfg, plan, history)
