@@ -12,12 +12,14 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from .classifier import DEFAULT_MTCNN_SETTINGS, MaskClassifier, build_network, load_classifier, save_classifier
+from .classifier import (DEFAULT_MTCNN_SETTINGS, MaskClassifier, build_network, load_classifier, save_classifier,
+                         standardise)
 from .atomic import check_writable, check_writable_dir
 from .errors import UserError, check_range, check_threads
 from .face_dataset import DEFAULT_CACHE_DIR, concat, face_crops_from_folder, face_crops_from_labels
 from .mask_metrics import binary_metrics, evaluate_classifier
 from .model_safety import Figure, keep_previous, replacement_report
+from .tables import format_table
 
 
 def seed_everything(seed):
@@ -104,11 +106,6 @@ def balanced_batches(labels, per_class, rng):
     return [np.concatenate([s[b * per_class:(b + 1) * per_class] for s in streams]) for b in range(n_batches)]
 
 
-def _to_tensor(crops):
-    """uint8 (B,S,S,3) -> contiguous float (B,3,S,S), 0..255."""
-    return torch.from_numpy(np.ascontiguousarray(crops)).permute(0, 3, 1, 2).float().contiguous()
-
-
 def evaluate_network(network, crops, labels, arch):
     """(mean BCE loss, metrics dict) of a network on crops."""
     probs = MaskClassifier(network, arch, input_size=crops.shape[1]).predict(crops)  # as trained: no resize
@@ -144,8 +141,8 @@ def train_classifier(crops, labels, arch="small", num_epochs=50, batch_size_per_
         losses = []
         for batch in balanced_batches(labels[train_idx], batch_size_per_class, rng):
             idx = train_idx[batch]
-            x = _to_tensor(aug(crops[idx]) if aug is not None else crops[idx])
-            x = ((x - 127.5) / 128.0).contiguous(memory_format=torch.channels_last)
+            x = standardise(aug(crops[idx]) if aug is not None else crops[idx])  # as the checkpoint records
+            x = x.contiguous(memory_format=torch.channels_last)
             y = torch.from_numpy(labels[idx]).float()
             loss = F.binary_cross_entropy_with_logits(network(x), y)
             optimizer.zero_grad(set_to_none=True)
@@ -191,10 +188,7 @@ def load_training_faces(train_examples_path, train_dataset_size_per_class=None, 
 def sources_table(rows) -> str:
     """Rows of FaceSet summaries (or metrics) as a fixed-width table."""
     keys = list(rows[0])
-    widths = [max(len(k), *(len(_fmt(r[k])) for r in rows)) for k in keys]
-    lines = ["  ".join(k.ljust(w) for k, w in zip(keys, widths))]
-    lines += ["  ".join(_fmt(r[k]).ljust(w) for k, w in zip(keys, widths)) for r in rows]
-    return "\n".join(lines)
+    return format_table(keys, [[_fmt(r[k]) for k in keys] for r in rows], align="l" * len(keys))
 
 
 def _fmt(v):

@@ -26,6 +26,7 @@ from .errors import (STOP_SIGNALS, Interrupted, UserError, check_range, check_th
 from .exit_zone import parse_exit_zone
 from .privacy import BLUR_MODES, faces_to_blur, pixelate_faces
 from .retention import check_days, describe, prune_outputs
+from .tables import format_table
 from .timeline import Timeline, iso, now, timeline_path, write_manifest
 from .motion import MODES as MOTION_MODES
 from .recording import RECORD_MODES, AlertClips, AnnotatedFrame, default_record_mode
@@ -215,15 +216,14 @@ class JobSummary:
                 "uncertain saved", "frames/s")
         row = (self.frames, self.faces, self.protected, sum(people), *people, self.alerts, self.uncertain,
                f"{self.fps:.1f}")
-        widths = [max(len(str(h)), len(str(v))) for h, v in zip(head, row)]
-        line = lambda cells: "  ".join(str(c).rjust(w) for c, w in zip(cells, widths))  # noqa: E731
         video = {"all": f"video:  {self.output}",
                  "alerts": f"clips:  {self.clips} in {self.output.with_name(self.output.stem + '.clips')}",
                  "none": "video:  not recorded (--record none)"}[self.record]
         gating = [] if not self.detection else [
             "detection: " + ", ".join(f"{v} frames {k}" for k, v in self.detection.items())]
         report = [f"report: {self.report}"] if self.report else []
-        return "\n".join([line(head), line(row), video, f"events: {self.events}"] + gating + report)
+        return "\n".join([format_table(head, [row], align="r" * len(head)), video, f"events: {self.events}"]
+                         + gating + report)
 
 
 class Warnings:
