@@ -55,10 +55,13 @@ def run(*args, **kwargs):
 def parse_opt(argv=None):
     d = settings_defaults(CompareConfig)
     p = make_parser(__doc__)
-    p.add_argument("--labels_dir", required=True, help="labels in any format cctv.labels reads (Suite, COCO, VOC, YOLO)")
-    p.add_argument("--metadata_dir", default=d.metadata_dir, help="the Suite export's meta/<dataset> folder, if it has one")
+    p.add_argument("--labels_dir", required=True,
+                   help="labels in any format cctv.labels reads (Suite, COCO, VOC, YOLO)")
+    p.add_argument("--metadata_dir", default=d.metadata_dir,
+                   help="the Suite export's meta/<dataset> folder, if it has one")
     p.add_argument("--images_dir", default=d.images_dir, help="folder with the labeled images")
-    p.add_argument("--mtcnn_model_path", default=d.mtcnn_model_path, help="an MTCNN checkpoint to compare (e.g. fine-tuned)")
+    p.add_argument("--mtcnn_model_path", default=d.mtcnn_model_path,
+                   help="an MTCNN checkpoint to compare (e.g. fine-tuned)")
     p.add_argument("--shipped_mtcnn_model_path", default=d.shipped_mtcnn_model_path,
                    help="the shipped model (default models/cctv_mtcnn.pt)")
     p.add_argument("--min_face_size", type=float, default=d.min_face_size,

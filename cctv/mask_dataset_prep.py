@@ -31,8 +31,8 @@ class PrepReport:
     def table(self) -> str:
         from .tables import format_table
 
-        rows = [format_table(["split", *CLASS_NAMES], [[split] + [self.written[split, c] for c in CLASS_NAMES]
-                                                       for split in SPLITS], min_widths=(0,) + (11,) * len(CLASS_NAMES))]
+        counts = [[split] + [self.written[split, c] for c in CLASS_NAMES] for split in SPLITS]
+        rows = [format_table(["split", *CLASS_NAMES], counts, min_widths=(0,) + (11,) * len(CLASS_NAMES))]
         if self.too_small:
             left_out, labeled, size = self.too_small
             rows.append(f"labeled faces under {size:g} px (short side) left out: {left_out} of {labeled} "

@@ -192,7 +192,7 @@ class RayJob:
 
     def start_detectors(self):
         cfg = self.base
-        model = dict(detector_model_path=_abs(cfg.detector_model_path), mtcnn_model_path=_abs(cfg.mtcnn_model_path),
+        model = dict(classifier_path=_abs(cfg.detector_model_path), mtcnn_model_path=_abs(cfg.mtcnn_model_path),
                      device=cfg.device, thresholds=cfg.thresholds, min_face_size=cfg.min_face_size,
                      threshold=cfg.class_threshold)
         resources = ray.cluster_resources()

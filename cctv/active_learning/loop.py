@@ -192,15 +192,15 @@ def _training_round(cfg, history):
     labeled = _labeled_batches(cfg, history)
     if not any(name not in trained_batches(cfg.models_dir) for name in labeled):
         return None
-    detector, mtcnn = registry.current_model_paths(cfg.models_dir)
-    if not Path(detector).is_file():
-        raise UserError(f"{detector}: no classifier checkpoint to fine-tune (train one with train_mask_detector.py)")
+    classifier, mtcnn = registry.current_model_paths(cfg.models_dir)
+    if not Path(classifier).is_file():
+        raise UserError(f"{classifier}: no classifier checkpoint to fine-tune (train one with train_mask_detector.py)")
     number = registry.next_version_number(cfg.models_dir)
     partial = registry.versions_dir(cfg.models_dir) / f".{registry.version_name(number)}.partial"
     partial.mkdir(parents=True)
     write_json(partial / "plan.json", {
         "version": registry.version_name(number), "batches": labeled,
-        "base": {"version": registry.current_version(cfg.models_dir), "detector": detector, "mtcnn": mtcnn},
+        "base": {"version": registry.current_version(cfg.models_dir), "detector": classifier, "mtcnn": mtcnn},
         "reference_labels_dir": cfg.reference_labels_dir})
     history.log("round-planned", version=registry.version_name(number), batches=labeled,
                 base=registry.current_version(cfg.models_dir) or "models/detector.pt + pretrained MTCNN")
@@ -385,15 +385,15 @@ def status_report(cfg):
     lines.append(f"pending labels: {', '.join(pending) if pending else 'none'}")
     try:
         current = registry.current_version(cfg.models_dir)
-        detector, mtcnn = registry.current_model_paths(cfg.models_dir)
+        classifier, mtcnn = registry.current_model_paths(cfg.models_dir)
     except UserError as e:
         problems.append(str(e))
-        current = detector = mtcnn = None
+        current = classifier = mtcnn = None
     lines += ["", version_table(registry.list_versions(cfg.models_dir), current)]
-    if detector is None:
+    if classifier is None:
         lines.append(f"current: {Path(cfg.models_dir) / registry.CURRENT_FILE} is broken (see below)")
     else:
-        lines.append(f"current: {current or 'none promoted yet'} -> {detector}, MTCNN {mtcnn or 'pretrained'}"
+        lines.append(f"current: {current or 'none promoted yet'} -> {classifier}, MTCNN {mtcnn or 'pretrained'}"
                      + ("   (* = current)" if current else ""))
     partials = _partial_versions(cfg.models_dir)
     if partials:
