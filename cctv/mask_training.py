@@ -115,8 +115,35 @@ def evaluate_network(network, crops, labels, arch):
     return loss, binary_metrics(labels, probs)
 
 
-def train_classifier(crops, labels, arch="small", num_epochs=50, batch_size_per_class=16, val_fraction=0.1,
-                     seed=0, lr=3e-3, weight_decay=1e-4, init_state=None, augment=True, progress=True):
+@dataclass
+class TrainConfig:
+    """`train_mask_detector.py`'s settings (its flags' names): the one place their defaults are written."""
+    train_examples_path: tuple = ("mask_dataset/train",)
+    train_dataset_size_per_class: int | None = None  # None: all
+    batch_size_per_class: int = 16
+    num_epochs: int = 50
+    detector_model_output_path: str = "models/detector.pt"
+    mtcnn_model_path: str | None = None  # None: the pretrained MTCNN
+    pretrained_detector_model_path: str | None = None
+    labels_dir: str | None = None
+    metadata_dir: str | None = None
+    images_dir: str | None = None
+    class_map: str | None = None
+    test_examples_path: tuple = ()
+    arch: str = "small"
+    val_fraction: float = 0.1
+    lr: float = 3e-3
+    seed: int = 0
+    augment: bool = True
+    cache_dir: str = str(DEFAULT_CACHE_DIR)
+    threads: int = 2
+    progress: bool = True
+
+
+def train_classifier(crops, labels, arch=TrainConfig.arch, num_epochs=TrainConfig.num_epochs,
+                     batch_size_per_class=TrainConfig.batch_size_per_class, val_fraction=TrainConfig.val_fraction,
+                     seed=TrainConfig.seed, lr=TrainConfig.lr, weight_decay=1e-4, init_state=None,
+                     augment=TrainConfig.augment, progress=True):
     """Train on uint8 crops (N,S,S,3) with labels (N,). Returns (network with the best epoch's weights,
     history: list of per-epoch dicts, summary dict). The best epoch is the one with the highest validation
     accuracy (lower validation loss breaks ties); without a validation split, the last epoch."""
@@ -193,31 +220,6 @@ def sources_table(rows) -> str:
 
 def _fmt(v):
     return f"{v:.4g}" if isinstance(v, float) else str(v)
-
-
-@dataclass
-class TrainConfig:
-    """`train_mask_detector.py`'s settings (its flags' names): the one place their defaults are written."""
-    train_examples_path: tuple = ("mask_dataset/train",)
-    train_dataset_size_per_class: int | None = None  # None: all
-    batch_size_per_class: int = 16
-    num_epochs: int = 50
-    detector_model_output_path: str = "models/detector.pt"
-    mtcnn_model_path: str | None = None  # None: the pretrained MTCNN
-    pretrained_detector_model_path: str | None = None
-    labels_dir: str | None = None
-    metadata_dir: str | None = None
-    images_dir: str | None = None
-    class_map: str | None = None
-    test_examples_path: tuple = ()
-    arch: str = "small"
-    val_fraction: float = 0.1
-    lr: float = 3e-3
-    seed: int = 0
-    augment: bool = True
-    cache_dir: str = str(DEFAULT_CACHE_DIR)
-    threads: int = 2
-    progress: bool = True
 
 
 def run_training(**kwargs):
