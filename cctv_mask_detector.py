@@ -145,6 +145,7 @@ def run(on_frame=None, **kwargs):
         return run_many(cfg)
     if cfg.demo:
         cfg.alert_audio = True
+    set_threads(cfg.threads, cfg.device)  # here, not in the library: a caller of run_job sets its own
     return run_job(cfg, on_frame)
 
 
@@ -172,7 +173,6 @@ def run_many(cfg: JobConfig):
 
 @cli_main
 def main(opt):
-    set_threads(opt.threads, opt.device)
     return run(**vars(opt))
 
 

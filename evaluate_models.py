@@ -43,6 +43,7 @@ def run(*args, **kwargs):
     from cctv.model_eval import compare, default_specs, format_comparison
 
     c = CompareConfig(*args, **kwargs)
+    set_threads(c.threads, c.device)
     thresholds = parse_thresholds(c.thresholds)
     device = check_device(c.device)
     items = load_labeled_frames(c.labels_dir, c.metadata_dir, c.images_dir, c.class_map)
@@ -76,7 +77,6 @@ def parse_opt(argv=None):
 
 @cli_main
 def main(opt):
-    set_threads(opt.threads)
     run(**vars(opt))
 
 
