@@ -41,6 +41,7 @@ def run(command="run", **kwargs):
     """`run(command="run"|"status", workdir=..., ...)`: the loop's tick (returns what it did) or the status text.
     A status that found broken files prints everything it could read, then the first problem as the error."""
     cfg = build_config(**kwargs)
+    set_threads(cfg.threads)
     if command == "status":
         text, problems = status_report(cfg)
         print(text)
@@ -148,7 +149,6 @@ def save_settings(opt):
 
 @cli_main
 def main(opt):
-    set_threads(opt.threads)
     if opt.command == "run":
         lower_priority(opt.nice)
     run(**{k: v for k, v in vars(opt).items() if k != "nice"})  # --nice is this process's, not the loop's

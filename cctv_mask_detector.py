@@ -17,7 +17,7 @@ from cctv.cli import (add_class_threshold, add_device, add_thresholds, add_threa
                       settings_defaults)
 from cctv.errors import UserError, cli_main
 from cctv.model_registry import current_model_paths
-from cctv.pipeline import DEFAULT_DETECTOR, JobConfig, run_job
+from cctv.pipeline import DEFAULT_CLASSIFIER, JobConfig, run_job
 from cctv.threads import set_threads
 
 D = settings_defaults(JobConfig)  # the flags' defaults are JobConfig's
@@ -26,15 +26,18 @@ D = settings_defaults(JobConfig)  # the flags' defaults are JobConfig's
 def parse_opt(argv=None):
     p = make_parser(__doc__)
     src = p.add_argument_group("input and output")
-    src.add_argument("--footage_path", nargs="+", default=D.footage_path, help="video file (mp4/avi/mov/mkv/gif), folder of footage, camera "
-                                                       "index (0) or stream URL (rtsp://, http://); several: one "
-                                                       "camera each, on Ray (a folder is then one camera per file)")
-    src.add_argument("--cameras", default=D.cameras, help="cameras.yaml: per camera a source, name, output_dir and settings "
-                                       "(runs on Ray; see cctv/cameras.py)")
+    src.add_argument("--footage_path", nargs="+", default=D.footage_path,
+                     help="video file (mp4/avi/mov/mkv/gif), folder of footage, camera index (0) or stream URL "
+                          "(rtsp://, http://); several: one camera each, on Ray (a folder is then one camera per "
+                          "file)")
+    src.add_argument("--cameras", default=D.cameras,
+                     help="cameras.yaml: per camera a source, name, output_dir and settings (runs on Ray; see "
+                          "cctv/cameras.py)")
     src.add_argument("--demo", action="store_true", help="run on the embedded demo clip (generated, no download); "
                                                          "also mixes the spoken alert into the video")
-    src.add_argument("--output_path", default=D.output_path, help="annotated .mp4 (default runs/cctv/<source>.mp4; runs/demo/demo.mp4 "
-                                           "with --demo); alerts go to <output_path>.events.jsonl")
+    src.add_argument("--output_path", default=D.output_path,
+                     help="annotated .mp4 (default runs/cctv/<source>.mp4; runs/demo/demo.mp4 with --demo); alerts go "
+                          "to <output_path>.events.jsonl")
     src.add_argument("--max_frames", type=int, default=D.max_frames, help="stop after this many frames")
     src.add_argument("--record", default=D.record, metavar="{all,alerts,none}",
                      help="all: the whole annotated video; alerts: a clip around each alert "
@@ -114,9 +117,11 @@ def parse_opt(argv=None):
                     help="remove runs (recordings, snapshots, clips, events, timelines, reports) older than this "
                          "from the output's folder, at start (and hourly for live sources)")
     r = p.add_argument_group("several cameras (Ray)")
-    r.add_argument("--ray_address", default=D.ray_address, help="join this Ray cluster ('auto', ray://host:10001); default with several "
-                                         "sources: Ray embedded on this machine")
-    r.add_argument("--status_json", default=D.status_json, help="keep the live per-camera status here as JSON (rewritten every second)")
+    r.add_argument("--ray_address", default=D.ray_address,
+                   help="join this Ray cluster ('auto', ray://host:10001); default with several sources: Ray embedded "
+                        "on this machine")
+    r.add_argument("--status_json", default=D.status_json,
+                   help="keep the live per-camera status here as JSON (rewritten every second)")
     r.add_argument("--checkpoint_frames", type=int, default=D.checkpoint_frames,
                    help="frames between a camera's checkpoints (the most a restart redoes)")
     r.add_argument("--max_restarts", type=int, default=D.max_restarts,
@@ -132,7 +137,7 @@ def run(on_frame=None, **kwargs):
     cfg = JobConfig(**kwargs)
     cfg.thresholds = parse_thresholds(cfg.thresholds)  # P R O or P,R,O
     if not cfg.detector_model_path or "detector_model_path" not in kwargs:  # the live models, as promoted
-        cfg.detector_model_path, mtcnn = current_model_paths(Path(DEFAULT_DETECTOR).parent)
+        cfg.detector_model_path, mtcnn = current_model_paths(Path(DEFAULT_CLASSIFIER).parent)
         cfg.mtcnn_model_path = cfg.mtcnn_model_path or mtcnn
     if isinstance(cfg.footage_path, (list, tuple)):
         cfg.footage_path = cfg.footage_path[0] if len(cfg.footage_path) == 1 else list(cfg.footage_path)
@@ -140,6 +145,7 @@ def run(on_frame=None, **kwargs):
         return run_many(cfg)
     if cfg.demo:
         cfg.alert_audio = True
+    set_threads(cfg.threads, cfg.device)  # here, not in the library: a caller of run_job sets its own
     return run_job(cfg, on_frame)
 
 
@@ -167,7 +173,6 @@ def run_many(cfg: JobConfig):
 
 @cli_main
 def main(opt):
-    set_threads(opt.threads, opt.device)
     return run(**vars(opt))
 
 

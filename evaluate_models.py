@@ -43,6 +43,7 @@ def run(*args, **kwargs):
     from cctv.model_eval import compare, default_specs, format_comparison
 
     c = CompareConfig(*args, **kwargs)
+    set_threads(c.threads, c.device)
     thresholds = parse_thresholds(c.thresholds)
     device = check_device(c.device)
     items = load_labeled_frames(c.labels_dir, c.metadata_dir, c.images_dir, c.class_map)
@@ -55,10 +56,13 @@ def run(*args, **kwargs):
 def parse_opt(argv=None):
     d = settings_defaults(CompareConfig)
     p = make_parser(__doc__)
-    p.add_argument("--labels_dir", required=True, help="labels in any format cctv.labels reads (Suite, COCO, VOC, YOLO)")
-    p.add_argument("--metadata_dir", default=d.metadata_dir, help="the Suite export's meta/<dataset> folder, if it has one")
+    p.add_argument("--labels_dir", required=True,
+                   help="labels in any format cctv.labels reads (Suite, COCO, VOC, YOLO)")
+    p.add_argument("--metadata_dir", default=d.metadata_dir,
+                   help="the Suite export's meta/<dataset> folder, if it has one")
     p.add_argument("--images_dir", default=d.images_dir, help="folder with the labeled images")
-    p.add_argument("--mtcnn_model_path", default=d.mtcnn_model_path, help="an MTCNN checkpoint to compare (e.g. fine-tuned)")
+    p.add_argument("--mtcnn_model_path", default=d.mtcnn_model_path,
+                   help="an MTCNN checkpoint to compare (e.g. fine-tuned)")
     p.add_argument("--shipped_mtcnn_model_path", default=d.shipped_mtcnn_model_path,
                    help="the shipped model (default models/cctv_mtcnn.pt)")
     p.add_argument("--min_face_size", type=float, default=d.min_face_size,
@@ -73,7 +77,6 @@ def parse_opt(argv=None):
 
 @cli_main
 def main(opt):
-    set_threads(opt.threads)
     run(**vars(opt))
 
 

@@ -75,7 +75,8 @@ def parse_opt(argv=None):
     p.add_argument("--mtcnn_model_path", default=d.mtcnn_model_path,
                    help="fine-tuned MTCNN checkpoint (finetune_mtcnn.py)")
     p.add_argument("--project_json", default=d.project_json,
-                   help="the Suite project's project.json (written by `spb download`): its class ids go into the pre-labels")
+                   help="the Suite project's project.json (written by `spb download`): its class ids go into the "
+                        "pre-labels")
     add_class_threshold(p, d.class_threshold)
     p.add_argument("--jpeg_quality", type=int, default=d.jpeg_quality, help="JPEG quality of the frames (1-100)")
     return p.parse_args(argv)

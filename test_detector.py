@@ -17,7 +17,7 @@ from dataclasses import dataclass  # noqa: E402
 from cctv.atomic import check_writable_dir  # noqa: E402
 from cctv.classifier import load_classifier  # noqa: E402
 from cctv.cli import add_threads, make_parser, settings_defaults  # noqa: E402
-from cctv.errors import UserError, check_threads, cli_main  # noqa: E402
+from cctv.errors import UserError, cli_main  # noqa: E402
 from cctv.face_dataset import DEFAULT_CACHE_DIR, face_crops_from_folder  # noqa: E402
 from cctv.mask_metrics import evaluate_classifier, report_block  # noqa: E402
 from cctv.threads import set_threads  # noqa: E402
@@ -37,7 +37,7 @@ class ScoreConfig:
 def run(**kwargs):
     """Print the report block (ScoreConfig's fields as keywords); returns the metrics dict."""
     c = ScoreConfig(**kwargs)
-    check_threads(c.threads)  # set by main()
+    set_threads(c.threads)
     check_writable_dir(c.cache_dir, "--cache_dir")  # before any work
     clf = load_classifier(c.detector_model_path)
     faces = face_crops_from_folder(c.test_examples_path, mtcnn_settings=clf.mtcnn_settings,
@@ -68,7 +68,6 @@ def parse_opt(argv=None):
 
 @cli_main
 def main(opt):
-    set_threads(opt.threads)
     run(**vars(opt))
 
 

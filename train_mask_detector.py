@@ -22,6 +22,8 @@ from cctv.threads import set_threads  # noqa: E402
 def run(**kwargs):
     """Train with the script's options (TrainConfig's fields) as keyword arguments; returns the trained
     MaskClassifier."""
+    settings = TrainConfig(**kwargs)  # a mistyped keyword fails here, before anything runs
+    set_threads(settings.threads)
     return run_training(**kwargs)
 
 
@@ -63,7 +65,6 @@ def parse_opt(argv=None):
 
 @cli_main
 def main(opt):
-    set_threads(opt.threads)
     run(**vars(opt))
 
 

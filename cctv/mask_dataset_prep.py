@@ -29,9 +29,10 @@ class PrepReport:
     too_small: tuple = None  # (labeled faces left out by --min_face_size, all labeled faces, the size)
 
     def table(self) -> str:
-        rows = ["split  " + "  ".join(f"{c:>11}" for c in CLASS_NAMES)]
-        for split in SPLITS:
-            rows.append(f"{split:<6} " + "  ".join(f"{self.written[split, c]:>11}" for c in CLASS_NAMES))
+        from .tables import format_table
+
+        counts = [[split] + [self.written[split, c] for c in CLASS_NAMES] for split in SPLITS]
+        rows = [format_table(["split", *CLASS_NAMES], counts, min_widths=(0,) + (11,) * len(CLASS_NAMES))]
         if self.too_small:
             left_out, labeled, size = self.too_small
             rows.append(f"labeled faces under {size:g} px (short side) left out: {left_out} of {labeled} "

@@ -12,12 +12,14 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from .classifier import DEFAULT_MTCNN_SETTINGS, MaskClassifier, build_network, load_classifier, save_classifier
+from .classifier import (DEFAULT_MTCNN_SETTINGS, MaskClassifier, build_network, load_classifier, save_classifier,
+                         standardise)
 from .atomic import check_writable, check_writable_dir
 from .errors import UserError, check_range, check_threads
 from .face_dataset import DEFAULT_CACHE_DIR, concat, face_crops_from_folder, face_crops_from_labels
 from .mask_metrics import binary_metrics, evaluate_classifier
 from .model_safety import Figure, keep_previous, replacement_report
+from .tables import format_table
 
 
 def seed_everything(seed):
@@ -104,11 +106,6 @@ def balanced_batches(labels, per_class, rng):
     return [np.concatenate([s[b * per_class:(b + 1) * per_class] for s in streams]) for b in range(n_batches)]
 
 
-def _to_tensor(crops):
-    """uint8 (B,S,S,3) -> contiguous float (B,3,S,S), 0..255."""
-    return torch.from_numpy(np.ascontiguousarray(crops)).permute(0, 3, 1, 2).float().contiguous()
-
-
 def evaluate_network(network, crops, labels, arch):
     """(mean BCE loss, metrics dict) of a network on crops."""
     probs = MaskClassifier(network, arch, input_size=crops.shape[1]).predict(crops)  # as trained: no resize
@@ -118,8 +115,35 @@ def evaluate_network(network, crops, labels, arch):
     return loss, binary_metrics(labels, probs)
 
 
-def train_classifier(crops, labels, arch="small", num_epochs=50, batch_size_per_class=16, val_fraction=0.1,
-                     seed=0, lr=3e-3, weight_decay=1e-4, init_state=None, augment=True, progress=True):
+@dataclass
+class TrainConfig:
+    """`train_mask_detector.py`'s settings (its flags' names): the one place their defaults are written."""
+    train_examples_path: tuple = ("mask_dataset/train",)
+    train_dataset_size_per_class: int | None = None  # None: all
+    batch_size_per_class: int = 16
+    num_epochs: int = 50
+    detector_model_output_path: str = "models/detector.pt"
+    mtcnn_model_path: str | None = None  # None: the pretrained MTCNN
+    pretrained_detector_model_path: str | None = None
+    labels_dir: str | None = None
+    metadata_dir: str | None = None
+    images_dir: str | None = None
+    class_map: str | None = None
+    test_examples_path: tuple = ()
+    arch: str = "small"
+    val_fraction: float = 0.1
+    lr: float = 3e-3
+    seed: int = 0
+    augment: bool = True
+    cache_dir: str = str(DEFAULT_CACHE_DIR)
+    threads: int = 2
+    progress: bool = True
+
+
+def train_classifier(crops, labels, arch=TrainConfig.arch, num_epochs=TrainConfig.num_epochs,
+                     batch_size_per_class=TrainConfig.batch_size_per_class, val_fraction=TrainConfig.val_fraction,
+                     seed=TrainConfig.seed, lr=TrainConfig.lr, weight_decay=1e-4, init_state=None,
+                     augment=TrainConfig.augment, progress=True):
     """Train on uint8 crops (N,S,S,3) with labels (N,). Returns (network with the best epoch's weights,
     history: list of per-epoch dicts, summary dict). The best epoch is the one with the highest validation
     accuracy (lower validation loss breaks ties); without a validation split, the last epoch."""
@@ -144,8 +168,8 @@ def train_classifier(crops, labels, arch="small", num_epochs=50, batch_size_per_
         losses = []
         for batch in balanced_batches(labels[train_idx], batch_size_per_class, rng):
             idx = train_idx[batch]
-            x = _to_tensor(aug(crops[idx]) if aug is not None else crops[idx])
-            x = ((x - 127.5) / 128.0).contiguous(memory_format=torch.channels_last)
+            x = standardise(aug(crops[idx]) if aug is not None else crops[idx])  # as the checkpoint records
+            x = x.contiguous(memory_format=torch.channels_last)
             y = torch.from_numpy(labels[idx]).float()
             loss = F.binary_cross_entropy_with_logits(network(x), y)
             optimizer.zero_grad(set_to_none=True)
@@ -191,39 +215,11 @@ def load_training_faces(train_examples_path, train_dataset_size_per_class=None, 
 def sources_table(rows) -> str:
     """Rows of FaceSet summaries (or metrics) as a fixed-width table."""
     keys = list(rows[0])
-    widths = [max(len(k), *(len(_fmt(r[k])) for r in rows)) for k in keys]
-    lines = ["  ".join(k.ljust(w) for k, w in zip(keys, widths))]
-    lines += ["  ".join(_fmt(r[k]).ljust(w) for k, w in zip(keys, widths)) for r in rows]
-    return "\n".join(lines)
+    return format_table(keys, [[_fmt(r[k]) for k in keys] for r in rows], align="l" * len(keys))
 
 
 def _fmt(v):
     return f"{v:.4g}" if isinstance(v, float) else str(v)
-
-
-@dataclass
-class TrainConfig:
-    """`train_mask_detector.py`'s settings (its flags' names): the one place their defaults are written."""
-    train_examples_path: tuple = ("mask_dataset/train",)
-    train_dataset_size_per_class: int | None = None  # None: all
-    batch_size_per_class: int = 16
-    num_epochs: int = 50
-    detector_model_output_path: str = "models/detector.pt"
-    mtcnn_model_path: str | None = None  # None: the pretrained MTCNN
-    pretrained_detector_model_path: str | None = None
-    labels_dir: str | None = None
-    metadata_dir: str | None = None
-    images_dir: str | None = None
-    class_map: str | None = None
-    test_examples_path: tuple = ()
-    arch: str = "small"
-    val_fraction: float = 0.1
-    lr: float = 3e-3
-    seed: int = 0
-    augment: bool = True
-    cache_dir: str = str(DEFAULT_CACHE_DIR)
-    threads: int = 2
-    progress: bool = True
 
 
 def run_training(**kwargs):

@@ -26,6 +26,7 @@ from .errors import (STOP_SIGNALS, Interrupted, UserError, check_range, check_th
 from .exit_zone import parse_exit_zone
 from .privacy import BLUR_MODES, faces_to_blur, pixelate_faces
 from .retention import check_days, describe, prune_outputs
+from .tables import format_table
 from .timeline import Timeline, iso, now, timeline_path, write_manifest
 from .motion import MODES as MOTION_MODES
 from .recording import RECORD_MODES, AlertClips, AnnotatedFrame, default_record_mode
@@ -33,7 +34,7 @@ from .threads import codec_threads
 from .video import (URL_SCHEMES, BackgroundWriter, VideoWriter, check_writable, check_writable_dir, open_source,
                     partial_path, prefetch)
 
-DEFAULT_DETECTOR = "models/detector.pt"
+DEFAULT_CLASSIFIER = "models/detector.pt"
 RETENTION_EVERY_S = 3600.0  # live sources: old recordings are pruned again every hour
 
 
@@ -76,7 +77,7 @@ class MaskPipeline:
         self.margin = settings.get("margin", 0)
 
     @classmethod
-    def load(cls, detector_model_path=DEFAULT_DETECTOR, mtcnn_model_path=None, device="cpu", thresholds=None,
+    def load(cls, classifier_path=DEFAULT_CLASSIFIER, mtcnn_model_path=None, device="cpu", thresholds=None,
              min_face_size=None, threshold=0.5):
         """The classifier checkpoint and MTCNN (pretrained, or fine-tuned weights); detection settings default
         to those the classifier's training crops were made with."""
@@ -88,8 +89,8 @@ class MaskPipeline:
         device = check_device(device)
         if mtcnn_model_path and not Path(mtcnn_model_path).is_file():
             raise UserError(f"{mtcnn_model_path}: no such MTCNN checkpoint")
-        classifier = load_classifier(detector_model_path, device=device)
-        mtcnn_model_path = mtcnn_model_path or paired_mtcnn(classifier, detector_model_path)
+        classifier = load_classifier(classifier_path, device=device)
+        mtcnn_model_path = mtcnn_model_path or paired_mtcnn(classifier, classifier_path)
         settings = {k: v for k, v in classifier.mtcnn_settings.items() if k in MTCNN_ARGUMENTS}
         if thresholds is not None:
             settings["thresholds"] = list(thresholds)
@@ -125,15 +126,15 @@ class MaskPipeline:
                 for b, p, s in zip(boxes, probs, split)]
 
 
-def paired_mtcnn(classifier, detector_model_path):
+def paired_mtcnn(classifier, classifier_path):
     """The MTCNN weights a classifier was trained to work with (mtcnn_settings["weights"], a file beside the
     classifier checkpoint, e.g. the CCTV pair), or None for the pretrained MTCNN."""
     name = classifier.mtcnn_settings.get("weights")
     if not name:
         return None
-    path = Path(detector_model_path).parent / Path(str(name)).name  # never a path from inside the file
+    path = Path(classifier_path).parent / Path(str(name)).name  # never a path from inside the file
     if not path.is_file():
-        raise UserError(f"{detector_model_path}: its MTCNN weights {path} are missing (give --mtcnn_model_path)")
+        raise UserError(f"{classifier_path}: its MTCNN weights {path} are missing (give --mtcnn_model_path)")
     return str(path)
 
 
@@ -141,7 +142,7 @@ def paired_mtcnn(classifier, detector_model_path):
 class JobConfig:
     """Everything `cctv_mask_detector.py` takes (its flags, same names): the one place its defaults are written."""
     footage_path: str | list | None = None  # several (a list): one camera each, on Ray
-    detector_model_path: str = DEFAULT_DETECTOR
+    detector_model_path: str = DEFAULT_CLASSIFIER
     output_path: str | None = None
     mtcnn_model_path: str | None = None
     device: str = "cpu"
@@ -215,15 +216,14 @@ class JobSummary:
                 "uncertain saved", "frames/s")
         row = (self.frames, self.faces, self.protected, sum(people), *people, self.alerts, self.uncertain,
                f"{self.fps:.1f}")
-        widths = [max(len(str(h)), len(str(v))) for h, v in zip(head, row)]
-        line = lambda cells: "  ".join(str(c).rjust(w) for c, w in zip(cells, widths))  # noqa: E731
         video = {"all": f"video:  {self.output}",
                  "alerts": f"clips:  {self.clips} in {self.output.with_name(self.output.stem + '.clips')}",
                  "none": "video:  not recorded (--record none)"}[self.record]
         gating = [] if not self.detection else [
             "detection: " + ", ".join(f"{v} frames {k}" for k, v in self.detection.items())]
         report = [f"report: {self.report}"] if self.report else []
-        return "\n".join([line(head), line(row), video, f"events: {self.events}"] + gating + report)
+        return "\n".join([format_table(head, [row], align="r" * len(head)), video, f"events: {self.events}"]
+                         + gating + report)
 
 
 class Warnings:
@@ -607,7 +607,7 @@ class _Job:
                        uncertain=self.saver.saved if self.saver else 0, people=self.people.seen(),
                        recording=Path(cfg.output_path).name,
                        models=describe_models(cfg.detector_model_path, cfg.mtcnn_model_path,
-                                              Path(DEFAULT_DETECTOR).parent),
+                                              Path(DEFAULT_CLASSIFIER).parent),
                        settings={k: getattr(cfg, k) for k in ("alert_threshold", "alert_frames", "min_faces",
                                                               "alert_cooldown", "class_threshold", "blur_faces",
                                                               "retention_days")})

@@ -86,3 +86,42 @@ def test_a_mistyped_keyword_is_an_error_naming_it(script, call, tmp_path, monkey
     monkeypatch.chdir(tmp_path)  # nothing a run might start is written into the repository
     with pytest.raises(TypeError, match="tresholds"):
         call(importlib.import_module(script))
+
+
+@pytest.mark.parametrize("script, required", [
+    ("cctv_mask_detector", []), ("finetune_mtcnn", ["--labels_dir", "l"]), ("evaluate_models", ["--labels_dir", "l"])])
+def test_thresholds_are_read_the_same_in_both_documented_forms(script, required):
+    from cctv.cli import parse_thresholds
+
+    module = importlib.import_module(script)
+    spaced = module.parse_opt(required + ["--thresholds", "0.1", "0.2", "0.3"]).thresholds
+    commas = module.parse_opt(required + ["--thresholds", "0.1,0.2,0.3"]).thresholds
+    assert parse_thresholds(spaced) == parse_thresholds(commas) == [0.1, 0.2, 0.3]
+
+
+@pytest.mark.parametrize("value", [["0.6", "0.7"], "0.6,0.7", ["0.6", "x", "0.7"], "0.6,0.7,1.5", [0.6, 0.7, 0.7, 0.7]])
+def test_bad_thresholds_are_one_error_naming_the_flag(value):
+    from cctv.cli import parse_thresholds
+    from cctv.errors import UserError
+
+    with pytest.raises(UserError, match="--thresholds: expected three numbers"):
+        parse_thresholds(value)
+
+
+@pytest.mark.parametrize("script, required", [
+    ("cctv_mask_detector", []), ("footages_to_frames", ["--footage_dir", "f", "--output_dir", "o"])])
+def test_class_threshold_and_threshold_are_one_setting(script, required):
+    module = importlib.import_module(script)
+    assert module.parse_opt(required + ["--class_threshold", "0.3"]).class_threshold == 0.3
+    assert module.parse_opt(required + ["--threshold", "0.4"]).class_threshold == 0.4
+
+
+def test_one_device_check_for_every_script():
+    from cctv.cli import check_device
+    from cctv.errors import UserError
+
+    assert check_device(None) == check_device("cpu") == "cpu"
+    with pytest.raises(UserError, match="--device gpu0: not a device"):
+        check_device("gpu0")
+    with pytest.raises(UserError, match="--device cuda:99"):
+        check_device("cuda:99")

@@ -37,12 +37,12 @@ class FinetuneConfig:
     images_dir: str | None = None
     mtcnn_model_output_path: str = "models/finetuned_mtcnn.pt"
     pretrained_mtcnn_model: str | None = None  # None: the pretrained weights
-    batch_size: int = 8
-    num_epochs: int = 5
-    stages: str = "rnet,onet"
-    lr: float = 1e-4
+    batch_size: int = FinetuneSettings.batch_size
+    num_epochs: int = FinetuneSettings.num_epochs
+    stages: str = ",".join(FinetuneSettings.stages)
+    lr: float = FinetuneSettings.lr
     val_fraction: float = 0.2
-    seed: int = 0
+    seed: int = FinetuneSettings.seed
     thresholds: tuple = DEFAULT_THRESHOLDS
     min_face_size: float = 20
     class_map: str | None = None
