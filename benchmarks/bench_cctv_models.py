@@ -24,6 +24,7 @@ import numpy as np  # noqa: E402
 from cctv.cctv_models import CCTV_MIN_FACE_SIZE, CCTV_THRESHOLDS, SHIPPED_CLASSIFIER, SHIPPED_MTCNN  # noqa: E402
 from cctv.footage_eval import load_footage_labels, read_clip, score_footage  # noqa: E402
 from cctv.model_eval import ModelSpec, compare, format_comparison, spec_from_checkpoint  # noqa: E402
+from cctv.tables import format_table  # noqa: E402
 from cctv.threads import set_threads  # noqa: E402
 
 LABELS = ROOT / "benchmarks/data/footage_faces"
@@ -108,20 +109,19 @@ def classifiers_table(paths, cache_dir, margins=(None,)):
                              classifier_sources(SHARED, cache_dir, margin=margin, progress=False).items()}
         return tests[margin]
 
-    head = (f"{'classifier':<28} {'margin':>6} {'in: protected':>13} {'out 3-12: unprot.':>17}  "
-            + "  ".join(f"{name + ' acc / prot / unprot':>36}" for name in test_sets(0)))
-    lines = [head, "-" * len(head)]
+    header = ["classifier", "margin", "in: protected", "out 3-12: unprot."] + [
+        f"{name} acc / prot / unprot" for name in test_sets(0)]
+    rows = []
     for path in paths:
         clf = load_classifier(path)
         own = clf.mtcnn_settings.get("margin", 0)
         scores = {name: evaluate_classifier(clf, test) for name, test in test_sets(own).items()}
         for k, margin in enumerate(margins):
             (found_in, _, prot), (found_out, _, unprot) = footage_cells(clips, boxes, clf, margin)
-            shown = clf.mtcnn_settings.get("margin", 0) if margin is None else margin
-            row = f"{str(path):<28} {shown:>6} {prot + ' of ' + found_in.split('/')[0]:>13} {unprot + ' of ' + found_out.split('/')[0]:>17}  "
-            if k == 0:
-                row += "  ".join(f"{_class_cells(m):>36}" for m in scores.values())
-            lines.append(row)
+            rows.append([str(path), own if margin is None else margin, f"{prot} of {found_in.split('/')[0]}",
+                         f"{unprot} of {found_out.split('/')[0]}"]
+                        + ([_class_cells(m) for m in scores.values()] if k == 0 else [""] * len(scores)))
+    lines = [format_table(header, rows, rule=True)]
     lines.append("faces: the CCTV MTCNN's boxes on channy_* (never trained on); test faces per source ("
                  "cut at each classifier's own margin): " + ", ".join(f"{n} {len(t)}" for n, t in test_sets(0).items()))
     return "\n".join(lines)
