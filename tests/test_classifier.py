@@ -118,6 +118,16 @@ def test_balanced_batches_and_augmentation():
     assert np.array_equal(Augment(3)(x), Augment(3)(x))  # seeded
 
 
+def test_the_cctv_colour_cast_tints_and_darkens_faces_warm_and_cool():
+    x = np.full((200, 32, 32, 3), 128, np.uint8)
+    plain = dict(p_gray=0.0, saturation=0.0, contrast=0.0, brightness=0.0, p_noise=0.0, p_low_res=0.0)
+    red_over_blue = [c[..., 0].mean() / max(c[..., 2].mean(), 1) for c in Augment(0, p_cast=1.0, **plain)(x)]
+    assert min(red_over_blue) < 0.6 and max(red_over_blue) > 1.6  # cool and warm casts
+    assert np.mean([c.mean() for c in Augment(0, p_cast=1.0, **plain)(x)]) < 110  # underexposed
+    untouched = [c[..., 0].mean() / c[..., 2].mean() for c in Augment(0, **plain)(x)]
+    assert 0.9 < min(untouched) and max(untouched) < 1.1  # off by default (the write-up's classifier)
+
+
 @pytest.mark.parametrize("arch", ["small", "writeup"])
 def test_training_on_real_faces_lowers_loss_and_beats_chance(labeled_faces, arch):
     train, test = labeled_faces
@@ -234,3 +244,23 @@ def test_shipped_model_on_held_out_real_faces(repo_root, shared_dir):
     m = binary_metrics(faces.labels, clf.predict(faces.crops))
     specificity = m["num_true_negative"] / (m["num_true_negative"] + m["num_false_positive"])
     assert m["accuracy"] >= 0.9 and m["recall"] >= 0.9 and specificity >= 0.75, m
+
+
+def test_training_feeds_the_network_the_normalisation_its_checkpoint_records(monkeypatch):
+    """The network is trained on exactly the input the checkpoint tells a user to give it (issue #19)."""
+    import cctv.mask_training as training
+
+    seen = []
+
+    def network_that_records_its_input(arch):
+        net = build_network(arch)
+        net.register_forward_pre_hook(lambda module, args: seen.append(args[0].detach().clone()))
+        return net
+
+    monkeypatch.setattr(training, "build_network", network_that_records_its_input)
+    crops = np.concatenate([np.full((4, 160, 160, 3), 200, np.uint8), np.full((4, 160, 160, 3), 40, np.uint8)])
+    network, _, _ = train_classifier(crops, np.array([1] * 4 + [0] * 4), "writeup", num_epochs=1,
+                                     batch_size_per_class=2, val_fraction=0.0, augment=False, progress=False)
+    recorded = MaskClassifier(network, "writeup").checkpoint()["normalization"]
+    expected = sorted((v - recorded["mean"]) / recorded["std"] for v in (40, 200))
+    assert seen and sorted({float(v) for x in seen for v in torch.unique(x)}) == pytest.approx(expected)
