@@ -283,16 +283,14 @@ def adapt(start, train_dir, out_path, opt):
 
 def format_rows(columns):
     """columns: {column name: {figure: value}} -> a table, figures as rows."""
+    from cctv.tables import format_table
+
+    def cell(v):
+        return (f"{v:.1f}" if abs(v) >= 10 else f"{v:.3f}") if isinstance(v, float) else str(v)
+
     figures = list(next(iter(columns.values())))
-    name_w = max(len(f) for f in figures)
-    col_w = max(12, *(len(c) for c in columns))
-    cell = lambda v: f"{v:.1f}" if isinstance(v, float) and abs(v) >= 10 else (f"{v:.3f}" if isinstance(v, float)
-                                                                                 else str(v))
-    lines = [f"{'':<{name_w}}  " + "  ".join(f"{c:>{col_w}}" for c in columns)]
-    lines.append("-" * len(lines[0]))
-    for f in figures:
-        lines.append(f"{f:<{name_w}}  " + "  ".join(f"{cell(col[f]):>{col_w}}" for col in columns.values()))
-    return "\n".join(lines)
+    return format_table([""] + list(columns), [[f] + [cell(col[f]) for col in columns.values()] for f in figures],
+                        rule=True)
 
 
 def run(**kwargs):

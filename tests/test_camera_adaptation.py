@@ -77,7 +77,7 @@ def test_finetune_refuses_the_camera_alone_and_takes_it_with_face_photos(adaptat
 
     train = shutil.copytree(camera_frames[0], tmp_path / "train")
     with pytest.raises(UserError, match="no labeled faces"):
-        finetune_run.run_finetune(str(train), mtcnn_model_output_path=str(tmp_path / "m.pt"))
+        finetune_run.run_finetune(labels_dir=str(train), mtcnn_model_output_path=str(tmp_path / "m.pt"))
 
     photo_train, photo_test = adaptation.face_photo_split(shared_dir)
     assert not {i.image_path.name for i in photo_train} & {i.image_path.name for i in photo_test}
@@ -90,7 +90,7 @@ def test_finetune_refuses_the_camera_alone_and_takes_it_with_face_photos(adaptat
 
     monkeypatch.setattr(finetune_run, "finetune", stop)
     with pytest.raises(KeyboardInterrupt):
-        finetune_run.run_finetune(str(train), mtcnn_model_output_path=str(tmp_path / "m.pt"))
+        finetune_run.run_finetune(labels_dir=str(train), mtcnn_model_output_path=str(tmp_path / "m.pt"))
     items = seen["train"] + seen["val"]
     assert len(items) == 8 and sum(len(i.boxes) == 0 for i in items) == 5
     assert sum(len(i.boxes) for i in items) == sum(len(i.boxes) for i in photo_train[:3])

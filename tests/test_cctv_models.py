@@ -132,7 +132,7 @@ def test_footage_labels_cover_every_frame_and_score_detections(repo_root):
     from cctv.footage_eval import load_footage_labels, score_footage
 
     labels = load_footage_labels(repo_root / "benchmarks/data/footage_faces/channy_in.json")
-    assert len(labels.faces) == 20 and all(len(f) == 1 and f[0]["mask"] for f in labels.faces)
+    assert labels.frames == list(range(20)) and all(len(f) == 1 and f[0]["mask"] for f in labels.faces.values())
     face = labels.faces[0][0]
     on_face = np.array([[face["x"] - 9, face["y"] - 9, face["x"] + 9, face["y"] + 9]], np.float32)
     elsewhere = on_face + 100
