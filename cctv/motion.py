@@ -201,20 +201,25 @@ class GatedDetector:
     def request_keyframe(self):
         self.gate.request_keyframe()
 
-    def detect(self, frames):
+    def detect(self, frames, landmarks=False):
+        """(boxes, probs) per frame, and ONet's 5 landmarks per face (N,5,2) with landmarks=True."""
         frames = list(frames)
         chunks = [frames] if self.batched else [[f] for f in frames]
-        boxes, probs = [], []
+        boxes, probs, points = [], [], []
         for chunk in chunks:
             plans = [self.gate.plan(f, self.memory.boxes) for f in chunk]
             for p in plans:
                 self.stats["whole" if p is None else "regions" if p else "skipped"] += 1
             if all(p is not None and not p for p in plans):
                 b, s = [np.zeros((0, 4), np.float32)] * len(chunk), [np.zeros(0, np.float32)] * len(chunk)
-            else:
-                b, s = self.mtcnn.detect(chunk, regions=plans)
+                lm = [np.zeros((0, 5, 2), np.float32)] * len(chunk)
+            elif landmarks:
+                b, s, lm = self.mtcnn.detect(chunk, landmarks=True, regions=plans)
+            else:  # a detector without landmarks will do
+                (b, s), lm = self.mtcnn.detect(chunk, regions=plans), [None] * len(chunk)
             boxes += b
             probs += s
+            points += lm
             for frame_boxes in b:
                 self.memory.update(frame_boxes)
-        return boxes, probs
+        return (boxes, probs, points) if landmarks else (boxes, probs)
