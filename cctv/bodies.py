@@ -21,7 +21,7 @@ from .tracking import FaceTracker
 class BodyDetector:
     """`detector(frame) -> boxes (N,4) float32 x1,y1,x2,y2 in frame pixels` of the bodies in an RGB frame."""
 
-    def __init__(self, fps, width=160, threshold=25, background_s=2.0, foreground_s=300.0, min_share=0.004,
+    def __init__(self, fps, width=128, threshold=25, background_s=2.0, foreground_s=300.0, min_share=0.004,
                  reset_share=0.5, join_px=2):
         fps = float(fps) if fps and fps > 0 else 25.0
         self.width, self.threshold, self.min_share, self.reset_share = width, threshold, min_share, reset_share
@@ -71,10 +71,10 @@ class BodyDetector:
 class BodyTracker:
     """`tracker.update(frame) -> (boxes (N,4), ids (N,))`: the frame's bodies and their track ids (-1: not yet
     tracked). A body needs 3 looks in a row for an id and keeps it through `lost_s` seconds unseen. Bodies are
-    looked for at about `max_fps` (walking people need no more; every 2nd frame of a 25 fps source): the frames
+    looked for at about `max_fps` (walking people need no more; every 5th frame of a 25 fps source): the frames
     between repeat the last answer."""
 
-    def __init__(self, fps, lost_s=3.0, max_fps=12.5, detector=None):
+    def __init__(self, fps, lost_s=3.0, max_fps=5.0, detector=None):
         fps = float(fps) if fps and fps > 0 else 25.0
         self.step = max(1, int(fps / max_fps + 0.5))
         self.detector = detector or BodyDetector(fps / self.step)

@@ -159,8 +159,10 @@ class People:
         """landmarks: ONet's (N,5,2) for the face-likeness of each vote (None: every detection counts);
         bodies: the frame's body boxes (M,4) and body track ids (M,) (cctv.bodies.BodyTracker), or None."""
         self.now = time_s
-        if frame is not None:
+        if frame is not None and (self.tracks or np.any(np.asarray(track_ids) >= 0)):
             self.greys.append(cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY))
+        else:  # no face to watch (most frames of an empty room): no grey copy to make
+            self.greys.clear()
         likeness = np.ones(len(track_ids)) if landmarks is None else face_likeness(landmarks, det_probs, self.w)
         for box, prob, p, tid, like in zip(np.asarray(boxes).reshape(-1, 4), det_probs, p_protected, track_ids,
                                            likeness):
