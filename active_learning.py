@@ -19,7 +19,7 @@ if str(ROOT) not in sys.path:
 from cctv.active_learning import LoopConfig, run_loop, status_report  # noqa: E402
 from cctv.active_learning.training import TrainSettings  # noqa: E402
 from cctv.atomic import write_json  # noqa: E402
-from cctv.cli import make_parser  # noqa: E402
+from cctv.cli import make_parser, settings_defaults  # noqa: E402
 from cctv.errors import UserError, cli_main  # noqa: E402
 from cctv.threads import lower_priority, set_threads  # noqa: E402
 
@@ -27,19 +27,21 @@ TRAIN_FIELDS = set(TrainSettings.__dataclass_fields__)
 
 
 def build_config(**kwargs) -> LoopConfig:
+    """LoopConfig from flat keywords (the flags' names); one that neither it nor TrainSettings has is a TypeError
+    naming it."""
     train = {k: kwargs.pop(k) for k in list(kwargs) if k in TRAIN_FIELDS}
     if "classifier_examples_path" in train:
         train["classifier_examples_path"] = tuple(train["classifier_examples_path"] or ())
     if isinstance(kwargs.get("spb_ready_statuses"), str):
         kwargs["spb_ready_statuses"] = tuple(s.strip() for s in kwargs["spb_ready_statuses"].split(",") if s.strip())
-    known = set(LoopConfig.__dataclass_fields__)
-    return LoopConfig(**{k: v for k, v in kwargs.items() if k in known}, train=TrainSettings(**train))
+    return LoopConfig(**kwargs, train=TrainSettings(**train))
 
 
 def run(command="run", **kwargs):
     """`run(command="run"|"status", workdir=..., ...)`: the loop's tick (returns what it did) or the status text.
     A status that found broken files prints everything it could read, then the first problem as the error."""
     cfg = build_config(**kwargs)
+    set_threads(cfg.threads)
     if command == "status":
         text, problems = status_report(cfg)
         print(text)
@@ -55,29 +57,29 @@ def run(command="run", **kwargs):
 def build_parser():
     p = make_parser(__doc__)
     p.add_argument("command", choices=("run", "status"), help="run: do whatever is due; status: show the state")
-    d, t = LoopConfig(), TrainSettings()
-    p.add_argument("--workdir", default="runs/active_learning", help="batches, history.jsonl and the lock live here")
-    p.add_argument("--uncertain_frames_dir", default=None,
+    d, t = settings_defaults(LoopConfig), settings_defaults(TrainSettings)
+    p.add_argument("--workdir", default=d.workdir, help="batches, history.jsonl and the lock live here")
+    p.add_argument("--uncertain_frames_dir", default=d.uncertain_frames_dir,
                    help="where cctv_mask_detector.py saves low-confidence frames (default <workdir>/uncertain)")
     p.add_argument("--models_dir", default=d.models_dir, help="model versions and current.json live here")
     p.add_argument("--batch_frames", type=int, default=d.batch_frames, help="frames per labeling batch")
     p.add_argument("--labels_settle_s", type=float, default=d.labels_settle_s,
                    help="a dropped labels/ folder is used once unchanged for this long")
-    p.add_argument("--reference_labels_dir", default=None,
+    p.add_argument("--reference_labels_dir", default=d.reference_labels_dir,
                    help="labeled frames added to every evaluation (any format cctv.labels reads)")
     p.add_argument("--tolerance", type=float, default=d.tolerance,
                    help="promote when AP and accuracy drop by at most this (0: must not get worse)")
-    p.add_argument("--spb_project", default=None,
+    p.add_argument("--spb_project", default=d.spb_project,
                    help="Suite project: upload batches (dataset batch-<N>) and download labels with spb")
-    p.add_argument("--spb_ready_statuses", default="SUBMITTED",
+    p.add_argument("--spb_ready_statuses", default=",".join(d.spb_ready_statuses),
                    help="Suite label statuses that count as labeled (comma-separated)")
     p.add_argument("--threads", type=int, default=d.threads, help="torch CPU threads")
     p.add_argument("--nice", type=int, default=int(os.environ.get("CCTV_AL_NICE", 10)),
                    help="run: this much nicer than the main job, which keeps its frame rate (0: don't; "
                         "default from CCTV_AL_NICE, which the test run sets to 0)")
-    p.add_argument("--retention_days", type=float, default=None,
+    p.add_argument("--retention_days", type=float, default=d.retention_days,
                    help="remove labeling batches and waiting frames older than this (days), logged in history.jsonl")
-    p.add_argument("--outputs_dir", default=None,
+    p.add_argument("--outputs_dir", default=d.outputs_dir,
                    help="with --retention_days: also remove old runs (recordings, snapshots, clips, ...) here")
     g = p.add_argument_group("fine-tuning (small settings keep a cron tick short)")
     g.add_argument("--mtcnn_epochs", type=int, default=t.mtcnn_epochs,
@@ -92,7 +94,7 @@ def build_parser():
                    help="classifier fine-tuning: faces of each class per batch")
     g.add_argument("--classifier_lr", type=float, default=t.classifier_lr,
                    help="classifier fine-tuning: peak learning rate")
-    g.add_argument("--classifier_examples_path", nargs="*", default=[],
+    g.add_argument("--classifier_examples_path", nargs="*", default=list(t.classifier_examples_path),
                    help="class folders (protected/ unprotected/) mixed into classifier fine-tuning")
     g.add_argument("--classifier_examples_per_class", type=int, default=t.classifier_examples_per_class,
                    help="images per class taken from --classifier_examples_path")
@@ -100,7 +102,7 @@ def build_parser():
                    help="share of each batch's frames held back for evaluation (fixed per frame)")
     g.add_argument("--max_train_frames", type=int, default=t.max_train_frames, help="cap (0: all)")
     g.add_argument("--seed", type=int, default=t.seed, help="seed of the held-out split and of training")
-    g.add_argument("--no_progress", dest="progress", action="store_false", help="no progress bars")
+    g.add_argument("--no_progress", dest="progress", action="store_false", default=t.progress, help="no progress bars")
     return p
 
 
@@ -147,10 +149,9 @@ def save_settings(opt):
 
 @cli_main
 def main(opt):
-    set_threads(opt.threads)
     if opt.command == "run":
         lower_priority(opt.nice)
-    run(**vars(opt))
+    run(**{k: v for k, v in vars(opt).items() if k != "nice"})  # --nice is this process's, not the loop's
     if opt.command == "run":
         save_settings(opt)
 

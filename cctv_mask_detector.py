@@ -10,30 +10,34 @@ annotated H.264 video, alert (events file, snapshots, voice) when under 75% of t
     python cctv_mask_detector.py --footage_path a.mp4 b.mp4 rtsp://cam3/stream --output_path runs/office  # on Ray
     python cctv_mask_detector.py --cameras cameras.yaml --ray_address auto   # on a Ray cluster
 """
-from dataclasses import fields
+from dataclasses import replace
 from pathlib import Path
 
-from cctv.cli import make_parser
+from cctv.cli import (add_class_threshold, add_device, add_thresholds, add_threads, make_parser, parse_thresholds,
+                      settings_defaults)
 from cctv.errors import UserError, cli_main
 from cctv.model_registry import current_model_paths
-from cctv.pipeline import DEFAULT_DETECTOR, JobConfig, run_job
-from cctv.resumable import DEFAULT_CHECKPOINT_FRAMES, DEFAULT_MAX_RESTARTS
+from cctv.pipeline import DEFAULT_CLASSIFIER, JobConfig, run_job
+from cctv.threads import set_threads
 
-D = JobConfig()  # defaults live in one place
+D = settings_defaults(JobConfig)  # the flags' defaults are JobConfig's
 
 
 def parse_opt(argv=None):
     p = make_parser(__doc__)
     src = p.add_argument_group("input and output")
-    src.add_argument("--footage_path", nargs="+", help="video file (mp4/avi/mov/mkv/gif), folder of footage, camera "
-                                                       "index (0) or stream URL (rtsp://, http://); several: one "
-                                                       "camera each, on Ray (a folder is then one camera per file)")
-    src.add_argument("--cameras", help="cameras.yaml: per camera a source, name, output_dir and settings "
-                                       "(runs on Ray; see cctv/cameras.py)")
+    src.add_argument("--footage_path", nargs="+", default=D.footage_path,
+                     help="video file (mp4/avi/mov/mkv/gif), folder of footage, camera index (0) or stream URL "
+                          "(rtsp://, http://); several: one camera each, on Ray (a folder is then one camera per "
+                          "file)")
+    src.add_argument("--cameras", default=D.cameras,
+                     help="cameras.yaml: per camera a source, name, output_dir and settings (runs on Ray; see "
+                          "cctv/cameras.py)")
     src.add_argument("--demo", action="store_true", help="run on the embedded demo clip (generated, no download); "
                                                          "also mixes the spoken alert into the video")
-    src.add_argument("--output_path", help="annotated .mp4 (default runs/cctv/<source>.mp4; runs/demo/demo.mp4 "
-                                           "with --demo); alerts go to <output_path>.events.jsonl")
+    src.add_argument("--output_path", default=D.output_path,
+                     help="annotated .mp4 (default runs/cctv/<source>.mp4; runs/demo/demo.mp4 with --demo); alerts go "
+                          "to <output_path>.events.jsonl")
     src.add_argument("--max_frames", type=int, default=D.max_frames, help="stop after this many frames")
     src.add_argument("--record", default=D.record, metavar="{all,alerts,none}",
                      help="all: the whole annotated video; alerts: a clip around each alert "
@@ -54,12 +58,12 @@ def parse_opt(argv=None):
     m.add_argument("--mtcnn_model_path", default=D.mtcnn_model_path,
                    help="fine-tuned MTCNN checkpoint (default: the current version's when --detector_model_path "
                         "is not given, else the pretrained weights)")
-    m.add_argument("--device", default=D.device, help="cpu, cuda, cuda:0, ...")
+    add_device(m, D.device)
     m.add_argument("--batch_size", type=int, default=D.batch_size,
                    help="frames per detection batch (default 4 on cpu, 32 on cuda)")
-    m.add_argument("--threads", type=int, default=D.threads, help="torch CPU threads (0: torch's default)")
-    m.add_argument("--thresholds", type=float, nargs=3, default=D.thresholds, metavar=("PNET", "RNET", "ONET"),
-                   help="MTCNN thresholds (default: those the classifier was trained with)")
+    add_threads(m, D.threads)
+    add_thresholds(m, D.thresholds, "MTCNN's PNet, RNet and ONet thresholds (default: those the classifier was "
+                                    "trained with)")
     m.add_argument("--min_face_size", type=int, default=D.min_face_size,
                    help="smallest face in pixels (default: the classifier's training setting)")
     m.add_argument("--motion", default=D.motion, metavar="{auto,on,off}",
@@ -67,8 +71,7 @@ def parse_opt(argv=None):
                         "--keyframe_s); auto: on for a still camera, off while the whole view moves")
     m.add_argument("--keyframe_s", type=float, default=D.keyframe_s,
                    help="with --motion: a whole-frame detection at least this often (seconds of video)")
-    m.add_argument("--class_threshold", type=float, default=D.class_threshold,
-                   help="P(protected) at or above this is protected")
+    add_class_threshold(m, D.class_threshold)
     m.add_argument("--track_threshold", type=float, default=D.track_threshold,
                    help="MTCNN probability at which a face starts a track; weaker faces (below it, with "
                         "lowered --thresholds) only keep existing tracks going")
@@ -114,58 +117,58 @@ def parse_opt(argv=None):
                     help="remove runs (recordings, snapshots, clips, events, timelines, reports) older than this "
                          "from the output's folder, at start (and hourly for live sources)")
     r = p.add_argument_group("several cameras (Ray)")
-    r.add_argument("--ray_address", help="join this Ray cluster ('auto', ray://host:10001); default with several "
-                                         "sources: Ray embedded on this machine")
-    r.add_argument("--status_json", help="keep the live per-camera status here as JSON (rewritten every second)")
-    r.add_argument("--checkpoint_frames", type=int, default=DEFAULT_CHECKPOINT_FRAMES,
+    r.add_argument("--ray_address", default=D.ray_address,
+                   help="join this Ray cluster ('auto', ray://host:10001); default with several sources: Ray embedded "
+                        "on this machine")
+    r.add_argument("--status_json", default=D.status_json,
+                   help="keep the live per-camera status here as JSON (rewritten every second)")
+    r.add_argument("--checkpoint_frames", type=int, default=D.checkpoint_frames,
                    help="frames between a camera's checkpoints (the most a restart redoes)")
-    r.add_argument("--max_restarts", type=int, default=DEFAULT_MAX_RESTARTS,
+    r.add_argument("--max_restarts", type=int, default=D.max_restarts,
                    help="restarts of a camera that dies before the job gives it up")
     p.add_argument("--quiet", action="store_true", help="no progress bar or summary")
     return p.parse_args(argv)
 
 
 def run(on_frame=None, **kwargs):
-    """Programmatic entry point: run(footage_path=..., output_path=..., ...) -> JobSummary. `on_frame(job, faces)`
-    is called after each frame (the job's `people` and each face's `track_ids` are there)."""
-    if not kwargs.get("detector_model_path"):  # the live models, as active_learning.py promotes them
-        detector, mtcnn = current_model_paths(Path(DEFAULT_DETECTOR).parent)
-        kwargs["detector_model_path"] = detector
-        kwargs["mtcnn_model_path"] = kwargs.get("mtcnn_model_path") or mtcnn
-    footage = kwargs.get("footage_path")
-    if isinstance(footage, (list, tuple)):
-        kwargs["footage_path"] = footage[0] if len(footage) == 1 else list(footage)
-    if isinstance(kwargs.get("footage_path"), list) or kwargs.get("cameras") or kwargs.get("ray_address"):
-        return run_many(**kwargs)
-    known = {f.name for f in fields(JobConfig)}
-    cfg = JobConfig(**{k: v for k, v in kwargs.items() if k in known})
+    """Programmatic entry point: run(footage_path=..., output_path=..., ...) -> JobSummary, with JobConfig's
+    fields as keywords (a keyword it lacks is a TypeError naming it). `on_frame(job, faces)` is called after
+    each frame (the job's `people` and each face's `track_ids` are there)."""
+    cfg = JobConfig(**kwargs)
+    cfg.thresholds = parse_thresholds(cfg.thresholds)  # P R O or P,R,O
+    if not cfg.detector_model_path or "detector_model_path" not in kwargs:  # the live models, as promoted
+        cfg.detector_model_path, mtcnn = current_model_paths(Path(DEFAULT_CLASSIFIER).parent)
+        cfg.mtcnn_model_path = cfg.mtcnn_model_path or mtcnn
+    if isinstance(cfg.footage_path, (list, tuple)):
+        cfg.footage_path = cfg.footage_path[0] if len(cfg.footage_path) == 1 else list(cfg.footage_path)
+    if isinstance(cfg.footage_path, list) or cfg.cameras or cfg.ray_address:
+        return run_many(cfg)
     if cfg.demo:
         cfg.alert_audio = True
+    set_threads(cfg.threads, cfg.device)  # here, not in the library: a caller of run_job sets its own
     return run_job(cfg, on_frame)
 
 
-def run_many(footage_path=None, cameras=None, output_path=None, ray_address=None, status_json=None,
-             checkpoint_frames=DEFAULT_CHECKPOINT_FRAMES, max_restarts=DEFAULT_MAX_RESTARTS, **kwargs):
+def run_many(cfg: JobConfig):
     """Several cameras on Ray: output_path is a folder (one <camera>.mp4 each, events.jsonl, summary.json)."""
     from cctv.cameras import DEFAULT_OUTPUT_DIR, cameras_from_paths, cameras_from_yaml
 
-    if kwargs.get("demo") or kwargs.get("display"):
+    if cfg.demo or cfg.display:
         raise UserError("--demo and --display take one source, without Ray")
-    if bool(footage_path) == bool(cameras):
+    if bool(cfg.footage_path) == bool(cfg.cameras):
         raise UserError("give the sources with --footage_path or --cameras, one of them")
-    output_dir = output_path or DEFAULT_OUTPUT_DIR
+    output_dir = cfg.output_path or DEFAULT_OUTPUT_DIR
     if Path(output_dir).suffix.lower() == ".mp4":
         raise UserError(f"{output_dir}: with several cameras --output_path is a folder")
-    if checkpoint_frames < 1 or max_restarts < 0:
+    if cfg.checkpoint_frames < 1 or cfg.max_restarts < 0:
         raise UserError("--checkpoint_frames must be 1 or more and --max_restarts 0 or more")
-    known = {f.name for f in fields(JobConfig)}
-    base = JobConfig(**{k: v for k, v in kwargs.items() if k in known})
-    paths = footage_path if isinstance(footage_path, list) else [footage_path] if footage_path else None
-    cams = (cameras_from_paths(paths, base, output_dir) if paths else cameras_from_yaml(cameras, base, output_dir))
+    paths = cfg.footage_path if isinstance(cfg.footage_path, list) else [cfg.footage_path] if cfg.footage_path else None
+    base = replace(cfg, footage_path=None, output_path=None)
+    cams = (cameras_from_paths(paths, base, output_dir) if paths else cameras_from_yaml(cfg.cameras, base, output_dir))
     from cctv.ray_job import run_cameras  # Ray only now: the single-source job never pays its import or start-up
 
-    return run_cameras(cams, base, output_dir, ray_address, status_json, base.quiet, checkpoint_frames,
-                       max_restarts)
+    return run_cameras(cams, base, output_dir, cfg.ray_address, cfg.status_json, cfg.quiet, cfg.checkpoint_frames,
+                       cfg.max_restarts)
 
 
 @cli_main

@@ -22,6 +22,9 @@ Setups:
   one thread     1 thread (no OpenMP team, nothing to wait for)
   free cores     the cores the load average leaves free (cctv.threads.free_cores), libgomp's default wait
   free+passive   both
+  passive+bind   passive, each OpenMP thread bound to a core (OMP_PROC_BIND=true): a woken thread resumes where its
+                 data is, instead of wherever the scheduler puts it
+  spin:N         --threads, a short spin: waiting threads spin N rounds (GOMP_SPINCOUNT=N), then sleep
 """
 import argparse
 import json
@@ -39,7 +42,8 @@ SHARED = Path(os.environ.get("CCTV_SHARED_DIR", ROOT.parent / "shared"))
 SPIN = {"GOMP_SPINCOUNT": "300000"}  # libgomp's default when no policy is set (cctv sets PASSIVE otherwise)
 PASSIVE = {"OMP_WAIT_POLICY": "PASSIVE"}
 SETUPS = {"spin": (SPIN, "threads"), "passive": (PASSIVE, "threads"), "one thread": (PASSIVE, "1"),
-          "free cores": (SPIN, "free"), "free+passive": (PASSIVE, "free")}
+          "free cores": (SPIN, "free"), "free+passive": (PASSIVE, "free"),
+          "passive+bind": ({**PASSIVE, "OMP_PROC_BIND": "true"}, "threads")}
 
 JOB = r"""
 import json, sys
@@ -88,18 +92,25 @@ def parse_opt():
     p.add_argument("--competitor_threads", type=int, default=2)
     p.add_argument("--competitor_nice", type=int, default=0,
                    help="run the competitor this much nicer (what active_learning.py run does: 10)")
-    p.add_argument("--setups", default=",".join(SETUPS), help="comma-separated, from: " + ", ".join(SETUPS))
+    p.add_argument("--setups", default=",".join(SETUPS), help="comma-separated, from: " + ", ".join(SETUPS) + ", spin:N")
     p.add_argument("--timeout", type=float, default=300, help="a run taking longer is stopped and shown as '<'")
     return p.parse_args()
 
 
 def clean_env(extra):
-    env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "KMP_BLOCKTIME")}
+    env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "KMP_BLOCKTIME", "OMP_PROC_BIND")}
     return {**env, **extra}
 
 
+def setup_of(name):
+    """(environment, threads) of a setup name: one of SETUPS, or spin:N."""
+    if name.startswith("spin:") and name[5:].isdigit():
+        return {"GOMP_SPINCOUNT": name[5:]}, "threads"
+    return SETUPS[name]
+
+
 def run_job(setup, opt, out):
-    env, threads = SETUPS[setup]
+    env, threads = setup_of(setup)
     threads = str(opt.threads) if threads == "threads" else threads
     try:
         r = subprocess.run([sys.executable, "-c", JOB, str(ROOT), opt.clip, str(out), threads, str(opt.frames)],
@@ -132,7 +143,7 @@ class Competitor:
 
 def main(opt):
     setups = [s.strip() for s in opt.setups.split(",")]
-    unknown = set(setups) - set(SETUPS)
+    unknown = {s for s in setups if s not in SETUPS and not (s.startswith("spin:") and s[5:].isdigit())}
     if unknown:
         raise SystemExit(f"error: --setups: unknown {', '.join(sorted(unknown))}")
     best = {s: {"alone": 0.0, "contended": 0.0, "threads": set(), "timed_out": set()} for s in setups}

@@ -21,8 +21,9 @@ from .video import URL_SCHEMES, VIDEO_SUFFIXES
 
 DEFAULT_OUTPUT_DIR = "runs/cctv"
 DETECTOR_WIDE = {"detector_model_path", "mtcnn_model_path", "device", "thresholds", "min_face_size", "threads"}
-PER_CAMERA = ({f.name for f in fields(JobConfig)} - {"footage_path", "output_path", "demo", "display", "quiet"}
-              - DETECTOR_WIDE)
+JOB_WIDE = {"footage_path", "output_path", "demo", "display", "quiet", "cameras", "ray_address", "status_json",
+            "checkpoint_frames", "max_restarts"}
+PER_CAMERA = {f.name for f in fields(JobConfig)} - JOB_WIDE - DETECTOR_WIDE
 
 
 @dataclass

@@ -149,22 +149,16 @@ def evaluate_detector(detect, items, min_size=0.0, iou_threshold=0.5, desc="eval
     return evaluate(predictions, truths, iou_threshold, min_size), predictions
 
 
-def _pct(x) -> str:
-    return "   -" if x is None or x != x else f"{100 * x:5.1f}"
-
-
 def format_table(rows: dict) -> str:
     """A comparison table: rows maps a name (e.g. "pretrained", "fine-tuned") to DetectionMetrics or its dict."""
+    from .tables import format_table as text_table, percent
+
     rows = {k: (v.as_dict() if isinstance(v, DetectionMetrics) else v) for k, v in rows.items()}
     classes = sorted({c for r in rows.values() for c in r["recall_per_class"]})
-    name_w = max([len("model")] + [len(k) for k in rows])
-    head = (f"{'model':<{name_w}}  AP@0.5  recall  precision  false/frame  "
-            + "  ".join(f"recall {c}" for c in classes))
-    lines = [head, "-" * len(head)]
-    for name, r in rows.items():
-        per_class = "  ".join(f"{_pct(r['recall_per_class'].get(c)):>{len('recall ' + c)}}" for c in classes)
-        lines.append(f"{name:<{name_w}}  {_pct(r['ap50']):>6}  {_pct(r['recall']):>6}  {_pct(r['precision']):>9}"
-                     f"  {r['false_per_frame']:>11.3f}  {per_class}")
+    head = ["model", "AP@0.5", "recall", "precision", "false/frame"] + [f"recall {c}" for c in classes]
+    cells = [[name, percent(r["ap50"]), percent(r["recall"]), percent(r["precision"]), f"{r['false_per_frame']:.3f}"]
+             + [percent(r["recall_per_class"].get(c)) for c in classes] for name, r in rows.items()]
+    lines = [text_table(head, cells, rule=True)]
     any_row = next(iter(rows.values()), None)
     if any_row is not None:
         faces = ", ".join(f"{n} {c}" for c, n in any_row["faces_per_class"].items())

@@ -29,9 +29,10 @@ class PrepReport:
     too_small: tuple = None  # (labeled faces left out by --min_face_size, all labeled faces, the size)
 
     def table(self) -> str:
-        rows = ["split  " + "  ".join(f"{c:>11}" for c in CLASS_NAMES)]
-        for split in SPLITS:
-            rows.append(f"{split:<6} " + "  ".join(f"{self.written[split, c]:>11}" for c in CLASS_NAMES))
+        from .tables import format_table
+
+        counts = [[split] + [self.written[split, c] for c in CLASS_NAMES] for split in SPLITS]
+        rows = [format_table(["split", *CLASS_NAMES], counts, min_widths=(0,) + (11,) * len(CLASS_NAMES))]
         if self.too_small:
             left_out, labeled, size = self.too_small
             rows.append(f"labeled faces under {size:g} px (short side) left out: {left_out} of {labeled} "
@@ -156,31 +157,48 @@ def crop_labeled_photos(items, output, test_fraction, min_face_size, seed, repor
                 report.written[split, name] += 1
 
 
-def run_prepare(source_path=None, labels_dir=None, metadata_dir=None, images_dir=None, output_path="mask_dataset",
-                train_per_class=500, test_fraction=0.2, min_face_size=20, seed=0, overwrite=False, progress=True,
-                class_map=None):
-    if source_path is None and labels_dir is None:
+@dataclass
+class PrepConfig:
+    """`prepare_mask_dataset.py`'s settings (its flags' names): the one place their defaults are written."""
+    source_path: str | None = None
+    labels_dir: str | None = None
+    metadata_dir: str | None = None
+    images_dir: str | None = None
+    output_path: str = "mask_dataset"
+    train_per_class: int = 500
+    test_fraction: float = 0.2
+    min_face_size: float = 20
+    seed: int = 0
+    overwrite: bool = False
+    progress: bool = True
+    class_map: str | None = None
+
+
+def run_prepare(**kwargs):
+    """prepare_mask_dataset.py (PrepConfig's fields as keywords); returns the PrepReport."""
+    c = PrepConfig(**kwargs)
+    if c.source_path is None and c.labels_dir is None:
         raise UserError("nothing to prepare: give --source_path (with_mask/, without_mask/) and/or --labels_dir")
-    check_range("--train_per_class", train_per_class, 0)
-    check_range("--test_fraction", test_fraction, 0, 1)
-    check_range("--min_face_size", min_face_size, 0)
-    check_no_overlap(output_path, source_path=source_path, labels_dir=labels_dir, images_dir=images_dir,
-                     metadata_dir=metadata_dir)
-    output = check_output(output_path, overwrite)  # fail early, before any work
-    if source_path is not None:
-        class_folders(source_path)
+    check_range("--train_per_class", c.train_per_class, 0)
+    check_range("--test_fraction", c.test_fraction, 0, 1)
+    check_range("--min_face_size", c.min_face_size, 0)
+    check_no_overlap(c.output_path, source_path=c.source_path, labels_dir=c.labels_dir, images_dir=c.images_dir,
+                     metadata_dir=c.metadata_dir)
+    output = check_output(c.output_path, c.overwrite)  # fail early, before any work
+    if c.source_path is not None:
+        class_folders(c.source_path)
     items = None
-    if labels_dir is not None:
+    if c.labels_dir is not None:
         from .labels import load_labels
 
-        labels = load_labels(labels_dir, metadata_dir=metadata_dir, images_dir=images_dir, class_map=class_map)
+        labels = load_labels(c.labels_dir, metadata_dir=c.metadata_dir, images_dir=c.images_dir, class_map=c.class_map)
         print(labels.report)
         items = labels.items
     report = PrepReport()
     with building(output) as build:
-        if source_path is not None:
-            split_class_folder(source_path, build, train_per_class, seed, report, progress)
+        if c.source_path is not None:
+            split_class_folder(c.source_path, build, c.train_per_class, c.seed, report, c.progress)
         if items is not None:
-            crop_labeled_photos(items, build, test_fraction, min_face_size, seed, report, progress)
+            crop_labeled_photos(items, build, c.test_fraction, c.min_face_size, c.seed, report, c.progress)
         replace_splits(build, output)
     return report

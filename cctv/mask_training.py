@@ -3,6 +3,7 @@ the best epoch kept. Everything is seeded, so a run is reproducible on the same 
 import copy
 import math
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
@@ -11,12 +12,14 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from .classifier import DEFAULT_MTCNN_SETTINGS, MaskClassifier, build_network, load_classifier, save_classifier
+from .classifier import (DEFAULT_MTCNN_SETTINGS, MaskClassifier, build_network, load_classifier, save_classifier,
+                         standardise)
 from .atomic import check_writable, check_writable_dir
 from .errors import UserError, check_range, check_threads
 from .face_dataset import DEFAULT_CACHE_DIR, concat, face_crops_from_folder, face_crops_from_labels
 from .mask_metrics import binary_metrics, evaluate_classifier
 from .model_safety import Figure, keep_previous, replacement_report
+from .tables import format_table
 
 
 def seed_everything(seed):
@@ -103,11 +106,6 @@ def balanced_batches(labels, per_class, rng):
     return [np.concatenate([s[b * per_class:(b + 1) * per_class] for s in streams]) for b in range(n_batches)]
 
 
-def _to_tensor(crops):
-    """uint8 (B,S,S,3) -> contiguous float (B,3,S,S), 0..255."""
-    return torch.from_numpy(np.ascontiguousarray(crops)).permute(0, 3, 1, 2).float().contiguous()
-
-
 def evaluate_network(network, crops, labels, arch):
     """(mean BCE loss, metrics dict) of a network on crops."""
     probs = MaskClassifier(network, arch, input_size=crops.shape[1]).predict(crops)  # as trained: no resize
@@ -117,8 +115,35 @@ def evaluate_network(network, crops, labels, arch):
     return loss, binary_metrics(labels, probs)
 
 
-def train_classifier(crops, labels, arch="small", num_epochs=50, batch_size_per_class=16, val_fraction=0.1,
-                     seed=0, lr=3e-3, weight_decay=1e-4, init_state=None, augment=True, progress=True):
+@dataclass
+class TrainConfig:
+    """`train_mask_detector.py`'s settings (its flags' names): the one place their defaults are written."""
+    train_examples_path: tuple = ("mask_dataset/train",)
+    train_dataset_size_per_class: int | None = None  # None: all
+    batch_size_per_class: int = 16
+    num_epochs: int = 50
+    detector_model_output_path: str = "models/detector.pt"
+    mtcnn_model_path: str | None = None  # None: the pretrained MTCNN
+    pretrained_detector_model_path: str | None = None
+    labels_dir: str | None = None
+    metadata_dir: str | None = None
+    images_dir: str | None = None
+    class_map: str | None = None
+    test_examples_path: tuple = ()
+    arch: str = "small"
+    val_fraction: float = 0.1
+    lr: float = 3e-3
+    seed: int = 0
+    augment: bool = True
+    cache_dir: str = str(DEFAULT_CACHE_DIR)
+    threads: int = 2
+    progress: bool = True
+
+
+def train_classifier(crops, labels, arch=TrainConfig.arch, num_epochs=TrainConfig.num_epochs,
+                     batch_size_per_class=TrainConfig.batch_size_per_class, val_fraction=TrainConfig.val_fraction,
+                     seed=TrainConfig.seed, lr=TrainConfig.lr, weight_decay=1e-4, init_state=None,
+                     augment=TrainConfig.augment, progress=True):
     """Train on uint8 crops (N,S,S,3) with labels (N,). Returns (network with the best epoch's weights,
     history: list of per-epoch dicts, summary dict). The best epoch is the one with the highest validation
     accuracy (lower validation loss breaks ties); without a validation split, the last epoch."""
@@ -143,8 +168,8 @@ def train_classifier(crops, labels, arch="small", num_epochs=50, batch_size_per_
         losses = []
         for batch in balanced_batches(labels[train_idx], batch_size_per_class, rng):
             idx = train_idx[batch]
-            x = _to_tensor(aug(crops[idx]) if aug is not None else crops[idx])
-            x = ((x - 127.5) / 128.0).contiguous(memory_format=torch.channels_last)
+            x = standardise(aug(crops[idx]) if aug is not None else crops[idx])  # as the checkpoint records
+            x = x.contiguous(memory_format=torch.channels_last)
             y = torch.from_numpy(labels[idx]).float()
             loss = F.binary_cross_entropy_with_logits(network(x), y)
             optimizer.zero_grad(set_to_none=True)
@@ -190,38 +215,32 @@ def load_training_faces(train_examples_path, train_dataset_size_per_class=None, 
 def sources_table(rows) -> str:
     """Rows of FaceSet summaries (or metrics) as a fixed-width table."""
     keys = list(rows[0])
-    widths = [max(len(k), *(len(_fmt(r[k])) for r in rows)) for k in keys]
-    lines = ["  ".join(k.ljust(w) for k, w in zip(keys, widths))]
-    lines += ["  ".join(_fmt(r[k]).ljust(w) for k, w in zip(keys, widths)) for r in rows]
-    return "\n".join(lines)
+    return format_table(keys, [[_fmt(r[k]) for k in keys] for r in rows], align="l" * len(keys))
 
 
 def _fmt(v):
     return f"{v:.4g}" if isinstance(v, float) else str(v)
 
 
-def run_training(train_examples_path=("mask_dataset/train",), train_dataset_size_per_class=None,
-                 batch_size_per_class=16, num_epochs=50, detector_model_output_path="models/detector.pt",
-                 mtcnn_model_path=None, pretrained_detector_model_path=None, labels_dir=None, metadata_dir=None,
-                 images_dir=None, test_examples_path=(), arch="small", val_fraction=0.1, lr=3e-3, seed=0,
-                 augment=True, cache_dir=str(DEFAULT_CACHE_DIR), threads=2, progress=True, class_map=None):
-    """train_mask_detector.py: crops -> training -> test metrics -> checkpoint (atomic). Returns the classifier."""
-    if check_threads(threads):
-        torch.set_num_threads(threads)
-    if batch_size_per_class < 1 or num_epochs < 1:
+def run_training(**kwargs):
+    """train_mask_detector.py: crops -> training -> test metrics -> checkpoint (atomic). Takes TrainConfig's
+    fields as keywords; returns the classifier."""
+    c = TrainConfig(**kwargs)
+    check_threads(c.threads)  # set by the script's main()
+    if c.batch_size_per_class < 1 or c.num_epochs < 1:
         raise UserError("--batch_size_per_class and --num_epochs must be at least 1")
-    check_range("--lr", lr, 0, lo_open=True)
-    check_range("--val_fraction", val_fraction, 0, 1, hi_open=True)
-    if train_dataset_size_per_class is not None:
-        check_range("--train_dataset_size_per_class", train_dataset_size_per_class, 1)
-    check_writable(detector_model_output_path, "--detector_model_output_path")  # before any work
-    check_writable_dir(cache_dir, "--cache_dir")
-    init_state, settings = None, dict(DEFAULT_MTCNN_SETTINGS)
-    if pretrained_detector_model_path is not None:
-        pretrained = load_classifier(pretrained_detector_model_path)
+    check_range("--lr", c.lr, 0, lo_open=True)
+    check_range("--val_fraction", c.val_fraction, 0, 1, hi_open=True)
+    if c.train_dataset_size_per_class is not None:
+        check_range("--train_dataset_size_per_class", c.train_dataset_size_per_class, 1)
+    check_writable(c.detector_model_output_path, "--detector_model_output_path")  # before any work
+    check_writable_dir(c.cache_dir, "--cache_dir")
+    arch, init_state, settings = c.arch, None, dict(DEFAULT_MTCNN_SETTINGS)
+    if c.pretrained_detector_model_path is not None:
+        pretrained = load_classifier(c.pretrained_detector_model_path)
         arch, init_state, settings = pretrained.arch, pretrained.network.state_dict(), pretrained.mtcnn_settings
-    sets = load_training_faces(train_examples_path, train_dataset_size_per_class, labels_dir, metadata_dir,
-                               images_dir, settings, mtcnn_model_path, cache_dir, seed, progress, class_map)
+    sets = load_training_faces(c.train_examples_path, c.train_dataset_size_per_class, c.labels_dir, c.metadata_dir,
+                               c.images_dir, settings, c.mtcnn_model_path, c.cache_dir, c.seed, c.progress, c.class_map)
     print(sources_table([s.summary() for s in sets]))
     for s in sets:
         if s.unreadable:
@@ -230,31 +249,32 @@ def run_training(train_examples_path=("mask_dataset/train",), train_dataset_size
     if len(np.unique(faces.labels)) < 2:
         raise UserError(f"{faces.source}: training needs faces of both classes, found {faces.counts()}")
     network, history, summary = train_classifier(
-        faces.crops, faces.labels, arch, num_epochs, batch_size_per_class, val_fraction, seed, lr,
-        init_state=init_state, augment=augment, progress=progress)
+        faces.crops, faces.labels, arch, c.num_epochs, c.batch_size_per_class, c.val_fraction, c.seed, c.lr,
+        init_state=init_state, augment=c.augment, progress=c.progress)
     metadata = {
         "arch": arch, "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
-        "training": {"sources": [s.summary() for s in sets], "num_epochs": num_epochs,
-                     "batch_size_per_class": batch_size_per_class, "train_dataset_size_per_class":
-                     train_dataset_size_per_class, "seed": seed, "lr": lr, "augment": augment,
-                     "pretrained": str(pretrained_detector_model_path) if pretrained_detector_model_path else None,
-                     "mtcnn_model": str(mtcnn_model_path) if mtcnn_model_path else "pretrained", **summary},
+        "training": {"sources": [s.summary() for s in sets], "num_epochs": c.num_epochs,
+                     "batch_size_per_class": c.batch_size_per_class, "train_dataset_size_per_class":
+                     c.train_dataset_size_per_class, "seed": c.seed, "lr": c.lr, "augment": c.augment,
+                     "pretrained": str(c.pretrained_detector_model_path) if c.pretrained_detector_model_path else None,
+                     "mtcnn_model": str(c.mtcnn_model_path) if c.mtcnn_model_path else "pretrained", **summary},
         "history": history,
     }
     clf = MaskClassifier(network, arch, settings["image_size"], settings, metadata)
-    previous = _previous_classifier(detector_model_output_path)
-    test_paths = _test_folders(test_examples_path, train_examples_path, previous)
-    tests = _score(clf, test_paths, mtcnn_model_path, cache_dir, progress)
+    previous = _previous_classifier(c.detector_model_output_path)
+    test_paths = _test_folders(c.test_examples_path, c.train_examples_path, previous)
+    tests = _score(clf, test_paths, c.mtcnn_model_path, c.cache_dir, c.progress)
     clf.metadata["test_metrics"] = tests
-    kept = keep_previous(detector_model_output_path)
-    save_classifier(clf, detector_model_output_path)
-    print(f"best epoch {summary['best_epoch']}/{num_epochs}: " + ", ".join(
+    kept = keep_previous(c.detector_model_output_path)
+    save_classifier(clf, c.detector_model_output_path)
+    print(f"best epoch {summary['best_epoch']}/{c.num_epochs}: " + ", ".join(
         f"{k} {v:.4f}" for k, v in summary.items() if isinstance(v, float)))
     if tests:
         print(sources_table([{k: t[k] for k in ("source", "faces", "accuracy", "precision", "recall", "f1",
                                                 "roc_auc", "no_face")} for t in tests]))
-    old = {t["source"]: t for t in _score(previous, test_paths, mtcnn_model_path, cache_dir, progress)} if previous else {}
-    print(replacement_report(detector_model_output_path, kept, old, {t["source"]: t for t in tests},
+    old = ({t["source"]: t for t in _score(previous, test_paths, c.mtcnn_model_path, c.cache_dir, c.progress)}
+           if previous else {})
+    print(replacement_report(c.detector_model_output_path, kept, old, {t["source"]: t for t in tests},
                              CLASSIFIER_FIGURES, "accuracy"))
     return clf
 

@@ -70,21 +70,17 @@ def compare(specs, items, min_size=0.0, device="cpu", progress=True):
     return results
 
 
-def _pct(x):
-    return "    -" if x is None or x != x else f"{100 * x:5.1f}"
-
-
 def format_comparison(results, specs=None) -> str:
     """One table: a row per model and face-size band; columns AP@0.5, recall masked / unmasked, false boxes
     per frame (overall rows only: a false box has no face size), faces counted."""
-    head = f"{'model':<30} {'faces':<7} {'AP@0.5':>6} {'recall':>6} {'masked':>6} {'unmasked':>8} {'false/frame':>11} {'n':>6}"
-    lines = [head, "-" * len(head)]
-    for name, rows in results.items():
-        for band, m in rows.items():
-            false = f"{m.false_per_frame:11.3f}" if band == "all" else f"{'':11}"
-            lines.append(f"{name if band == 'all' else '':<30} {band:<7} {_pct(m.ap50):>6} {_pct(m.recall):>6} "
-                         f"{_pct(m.recall_per_class.get('protected')):>6} {_pct(m.recall_per_class.get('unprotected')):>8} "
-                         f"{false} {m.faces:>6}")
+    from .tables import format_table, percent
+
+    head = ["model", "faces", "AP@0.5", "recall", "masked", "unmasked", "false/frame", "n"]
+    rows = [[name if band == "all" else "", band, percent(m.ap50), percent(m.recall),
+             percent(m.recall_per_class.get("protected")), percent(m.recall_per_class.get("unprotected")),
+             f"{m.false_per_frame:.3f}" if band == "all" else "", m.faces]
+            for name, bands in results.items() for band, m in bands.items()]
+    lines = [format_table(head, rows, align="ll" + "r" * 6, sep=" ", rule=True, min_widths=(30, 7))]
     if specs:
         lines.append("settings: " + "; ".join(f"{s.name}: min_face_size {s.min_face_size:g}, thresholds "
                                               f"{','.join(f'{t:g}' for t in s.thresholds)}" for s in specs))

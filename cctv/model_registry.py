@@ -23,7 +23,7 @@ from .errors import UserError
 
 CURRENT_FILE = "current.json"
 VERSIONS_DIR = "versions"
-FALLBACK_DETECTOR = "detector.pt"
+FALLBACK_CLASSIFIER = "detector.pt"
 VERSION_NAME = re.compile(r"^v(\d{4,})$")
 
 
@@ -116,10 +116,10 @@ def current_model_paths(models_dir="models"):
     doc = read_pointer(models_dir)
     if doc is not None and _missing_files(models_dir, doc):
         print(f"warning: {models_dir / CURRENT_FILE} points at {', '.join(_missing_files(models_dir, doc))}, "
-              f"which is missing: using {models_dir / FALLBACK_DETECTOR} and the pretrained MTCNN", file=sys.stderr)
+              f"which is missing: using {models_dir / FALLBACK_CLASSIFIER} and the pretrained MTCNN", file=sys.stderr)
         doc = None
     if doc is None:
-        return str(models_dir / FALLBACK_DETECTOR), None
+        return str(models_dir / FALLBACK_CLASSIFIER), None
     mtcnn = str(models_dir / doc["mtcnn"]) if doc.get("mtcnn") else None
     return str(models_dir / doc["detector"]), mtcnn
 
@@ -145,7 +145,7 @@ def set_current(models_dir, version_dir):
         "promoted": time.strftime("%Y-%m-%dT%H:%M:%S")})
 
 
-def describe_models(detector_path, mtcnn_path=None, models_dir="models") -> dict:
+def describe_models(classifier_path, mtcnn_path=None, models_dir="models") -> dict:
     """What a run used, for its manifest and report: each model's file and version (the registry's version
     name when the file is one of `models/versions/`, else "hand-trained" / "pretrained")."""
     models_dir = Path(models_dir)
@@ -163,6 +163,6 @@ def describe_models(detector_path, mtcnn_path=None, models_dir="models") -> dict
         return {"path": str(path), "version": version,
                 "current": bool(doc) and version == doc.get("version")}
 
-    return {"detector": version_of(detector_path, "hand-trained"),
+    return {"detector": version_of(classifier_path, "hand-trained"),
             "mtcnn": version_of(mtcnn_path, "pretrained" if not mtcnn_path else "fine-tuned by hand"),
             "current_version": doc.get("version"), "promoted": doc.get("promoted")}

@@ -126,14 +126,12 @@ def replacement_report(path, kept: Kept | None, old: dict, new: dict, figures, m
         lines.append("no test set scored both models, so they were not compared "
                      "(--test_examples_path names one)")
     else:
-        name_w = max(len("test set"), *(len(r[0]) for r in rows))
-        widths = [max(len(f"{f.label} old -> new"), *(len(r[1][f.label]) for r in rows)) for f in figures]
-        lines.append("  ".join([f"{'test set':<{name_w}}"] + [f"{f.label + ' old -> new':>{w}}"
-                                                              for f, w in zip(figures, widths)]))
-        for name, cells, worse in rows:
-            flag = "  WORSE" if any(f.label == main for f in worse) else ""
-            lines.append("  ".join([f"{name:<{name_w}}"] + [f"{cells[f.label]:>{w}}" for f, w in zip(figures, widths)])
-                         + flag)
+        from .tables import format_table
+
+        head = ["test set"] + [f"{f.label} old -> new" for f in figures] + [""]
+        lines.append(format_table(head, [[name] + [cells[f.label] for f in figures]
+                                         + ["WORSE" if any(f.label == main for f in worse) else ""]
+                                         for name, cells, worse in rows], align="l" + "r" * len(figures) + "l"))
         worse_sets = [name for name, _, worse in rows if any(f.label == main for f in worse)]
         if worse_sets:
             lines.append(f"WORSE: on {', '.join(worse_sets)} the new model's {main} is below that of {kept.who}.")

@@ -20,19 +20,21 @@ from tqdm import tqdm
 from .alerts import DEFAULT_MESSAGE, AlertMonitor, EventLog, PersonAlertMonitor, VoiceAlert, render_speech
 from .annotate import draw_banner, draw_faces, draw_people
 from .atomic import write_text
+from .cli import CLASS_THRESHOLD_FLAG, check_device, parse_thresholds
 from .errors import (STOP_SIGNALS, Interrupted, UserError, check_range, check_threads, handling_signals,
                      stop_signals_as_interrupt, user_errors)
 from .exit_zone import parse_exit_zone
 from .privacy import BLUR_MODES, faces_to_blur, pixelate_faces
 from .retention import check_days, describe, prune_outputs
+from .tables import format_table
 from .timeline import Timeline, iso, now, timeline_path, write_manifest
 from .motion import MODES as MOTION_MODES
 from .recording import RECORD_MODES, AlertClips, AnnotatedFrame, default_record_mode
-from .threads import codec_threads, set_threads
+from .threads import codec_threads
 from .video import (URL_SCHEMES, BackgroundWriter, VideoWriter, check_writable, check_writable_dir, open_source,
                     partial_path, prefetch)
 
-DEFAULT_DETECTOR = "models/detector.pt"
+DEFAULT_CLASSIFIER = "models/detector.pt"
 RETENTION_EVERY_S = 3600.0  # live sources: old recordings are pruned again every hour
 
 
@@ -77,7 +79,7 @@ class MaskPipeline:
         self.margin = settings.get("margin", 0)
 
     @classmethod
-    def load(cls, detector_model_path=DEFAULT_DETECTOR, mtcnn_model_path=None, device="cpu", thresholds=None,
+    def load(cls, classifier_path=DEFAULT_CLASSIFIER, mtcnn_model_path=None, device="cpu", thresholds=None,
              min_face_size=None, threshold=0.5):
         """The classifier checkpoint and MTCNN (pretrained, or fine-tuned weights); detection settings default
         to those the classifier's training crops were made with."""
@@ -86,11 +88,11 @@ class MaskPipeline:
         from .classifier import load_classifier
         from .face_dataset import MTCNN_ARGUMENTS
 
-        device = _check_device(device)
+        device = check_device(device)
         if mtcnn_model_path and not Path(mtcnn_model_path).is_file():
             raise UserError(f"{mtcnn_model_path}: no such MTCNN checkpoint")
-        classifier = load_classifier(detector_model_path, device=device)
-        mtcnn_model_path = mtcnn_model_path or paired_mtcnn(classifier, detector_model_path)
+        classifier = load_classifier(classifier_path, device=device)
+        mtcnn_model_path = mtcnn_model_path or paired_mtcnn(classifier, classifier_path)
         settings = {k: v for k, v in classifier.mtcnn_settings.items() if k in MTCNN_ARGUMENTS}
         if thresholds is not None:
             settings["thresholds"] = list(thresholds)
@@ -128,36 +130,23 @@ class MaskPipeline:
                 for b, p, s, lm in zip(boxes, probs, split, points)]
 
 
-def paired_mtcnn(classifier, detector_model_path):
+def paired_mtcnn(classifier, classifier_path):
     """The MTCNN weights a classifier was trained to work with (mtcnn_settings["weights"], a file beside the
     classifier checkpoint, e.g. the CCTV pair), or None for the pretrained MTCNN."""
     name = classifier.mtcnn_settings.get("weights")
     if not name:
         return None
-    path = Path(detector_model_path).parent / Path(str(name)).name  # never a path from inside the file
+    path = Path(classifier_path).parent / Path(str(name)).name  # never a path from inside the file
     if not path.is_file():
-        raise UserError(f"{detector_model_path}: its MTCNN weights {path} are missing (give --mtcnn_model_path)")
+        raise UserError(f"{classifier_path}: its MTCNN weights {path} are missing (give --mtcnn_model_path)")
     return str(path)
-
-
-def _check_device(device):
-    import torch
-
-    device = device or "cpu"
-    try:
-        dev = torch.device(device)
-    except RuntimeError:
-        raise UserError(f"--device {device}: not a device (use cpu, cuda, cuda:0, ...)") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise UserError(f"--device {device}: CUDA is not available on this machine")
-    return str(dev)
 
 
 @dataclass
 class JobConfig:
-    """Everything `cctv_mask_detector.py` takes (its flags, same names)."""
-    footage_path: str | None = None
-    detector_model_path: str = DEFAULT_DETECTOR
+    """Everything `cctv_mask_detector.py` takes (its flags, same names): the one place its defaults are written."""
+    footage_path: str | list | None = None  # several (a list): one camera each, on Ray
+    detector_model_path: str = DEFAULT_CLASSIFIER
     output_path: str | None = None
     mtcnn_model_path: str | None = None
     device: str = "cpu"
@@ -195,6 +184,12 @@ class JobConfig:
     retention_days: float | None = None
     demo: bool = False
     quiet: bool = False
+    # several cameras, on Ray (cctv_mask_detector.run_many); a single camera's job ignores them
+    cameras: str | None = None  # cameras.yaml
+    ray_address: str | None = None
+    status_json: str | None = None
+    checkpoint_frames: int = 250  # 10 s at 25 fps: the most work a kill costs
+    max_restarts: int = 5  # a camera that dies more often than this is given up (its error is reported)
 
 
 @dataclass
@@ -225,15 +220,14 @@ class JobSummary:
                 "uncertain saved", "frames/s")
         row = (self.frames, self.faces, self.protected, sum(people), *people, self.alerts, self.uncertain,
                f"{self.fps:.1f}")
-        widths = [max(len(str(h)), len(str(v))) for h, v in zip(head, row)]
-        line = lambda cells: "  ".join(str(c).rjust(w) for c, w in zip(cells, widths))  # noqa: E731
         video = {"all": f"video:  {self.output}",
                  "alerts": f"clips:  {self.clips} in {self.output.with_name(self.output.stem + '.clips')}",
                  "none": "video:  not recorded (--record none)"}[self.record]
         gating = [] if not self.detection else [
             "detection: " + ", ".join(f"{v} frames {k}" for k, v in self.detection.items())]
         report = [f"report: {self.report}"] if self.report else []
-        return "\n".join([line(head), line(row), video, f"events: {self.events}"] + gating + report)
+        return "\n".join([format_table(head, [row], align="r" * len(head)), video, f"events: {self.events}"]
+                         + gating + report)
 
 
 class Warnings:
@@ -266,7 +260,7 @@ def validate(cfg: JobConfig):
     if (cfg.batch_size is not None and cfg.batch_size < 1) or cfg.min_faces < 1 or cfg.alert_frames < 1:
         raise UserError("--batch_size, --min_faces and --alert_frames must be 1 or more")
     check_threads(cfg.threads)
-    check_range("--class_threshold", cfg.class_threshold, 0, 1)
+    check_range(CLASS_THRESHOLD_FLAG, cfg.class_threshold, 0, 1)
     check_range("--track_threshold", cfg.track_threshold, 0, 1)
     check_range("--alert_cooldown", cfg.alert_cooldown, 0)
     check_range("--reconnect_attempts", cfg.reconnect_attempts, 0)
@@ -287,8 +281,7 @@ def validate(cfg: JobConfig):
     if cfg.alert_rule not in ALERT_RULES:
         raise UserError(f"--alert_rule {cfg.alert_rule}: use one of {', '.join(ALERT_RULES)}")
     parse_exit_zone(cfg.exit_zone)
-    if cfg.thresholds is not None and (len(cfg.thresholds) != 3 or not all(0 <= t <= 1 for t in cfg.thresholds)):
-        raise UserError(f"--thresholds needs 3 numbers in [0, 1] (PNet RNet ONet), got {cfg.thresholds}")
+    cfg.thresholds = parse_thresholds(cfg.thresholds)
     lo, hi = cfg.uncertain_prob_band
     if not 0 <= lo < hi or cfg.uncertain_max_per_second <= 0 or not 0 <= cfg.uncertain_margin <= 0.5:
         raise UserError("--uncertain_prob_band needs LO < HI, --uncertain_margin 0..0.5, "
@@ -404,7 +397,6 @@ def run_job(cfg: JobConfig, on_frame=None) -> JobSummary:
     validate(cfg)
     warn = Warnings()
     prune_old_runs(cfg)
-    set_threads(cfg.threads, cfg.device)
     source = None if cfg.demo else open_source(cfg.footage_path, cfg.reconnect_attempts, cfg.reconnect_delay, warn)
     try:
         pipeline = MaskPipeline.load(cfg.detector_model_path, cfg.mtcnn_model_path, cfg.device, cfg.thresholds,
@@ -622,7 +614,7 @@ class _Job:
                        uncertain=self.saver.saved if self.saver else 0, people=self.people.seen(),
                        recording=Path(cfg.output_path).name,
                        models=describe_models(cfg.detector_model_path, cfg.mtcnn_model_path,
-                                              Path(DEFAULT_DETECTOR).parent),
+                                              Path(DEFAULT_CLASSIFIER).parent),
                        settings={k: getattr(cfg, k) for k in ("alert_threshold", "alert_frames", "min_faces",
                                                               "alert_cooldown", "class_threshold", "blur_faces",
                                                               "retention_days")})

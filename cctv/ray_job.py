@@ -25,6 +25,7 @@ from .alerts import read_events
 from .atomic import write_json, write_text
 from .errors import UserError
 from .pipeline import default_batch_size
+from .tables import format_table
 from .resumable import (DEFAULT_CHECKPOINT_FRAMES, DEFAULT_MAX_RESTARTS, CameraRun, checkpoint_path,
                         finish_interrupted)
 
@@ -191,7 +192,7 @@ class RayJob:
 
     def start_detectors(self):
         cfg = self.base
-        model = dict(detector_model_path=_abs(cfg.detector_model_path), mtcnn_model_path=_abs(cfg.mtcnn_model_path),
+        model = dict(classifier_path=_abs(cfg.detector_model_path), mtcnn_model_path=_abs(cfg.mtcnn_model_path),
                      device=cfg.device, thresholds=cfg.thresholds, min_face_size=cfg.min_face_size,
                      threshold=cfg.class_threshold)
         resources = ray.cluster_resources()
@@ -287,9 +288,7 @@ STATUS_COLUMNS = ("camera", "state", "frames", "fps", "people", "alerts", "resta
 
 def _format_rows(rows, columns):
     cells = [[f"{r.get(c, ''):.1f}" if c == "fps" else str(r.get(c, "")) for c in columns] for r in rows]
-    widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(columns)]
-    return [" ".join(c.rjust(w) for c, w in zip(columns, widths))] + [
-        " ".join(v.rjust(w) for v, w in zip(row, widths)) for row in cells]
+    return format_table(columns, cells, align="r" * len(columns), sep=" ").split("\n")
 
 
 class StatusTable:

@@ -30,8 +30,8 @@ from .exit_zone import parse_exit_zone
 from .pipeline import JobConfig, Warnings, _batches, _Job, default_batch_size, events_path
 from .video import open_source, partial_path, prefetch
 
-DEFAULT_CHECKPOINT_FRAMES = 250  # 10 s at 25 fps: the most work a kill costs
-DEFAULT_MAX_RESTARTS = 5  # a camera that dies more often than this is given up (its error is reported)
+DEFAULT_CHECKPOINT_FRAMES = JobConfig.checkpoint_frames
+DEFAULT_MAX_RESTARTS = JobConfig.max_restarts
 COUNTS = ("frames", "faces", "protected")
 RESUMED = ("tracker", "people", "monitor", "alerting", "alerted")  # the _Job state a restart carries on with
 

@@ -8,7 +8,8 @@ fair share (benchmarks/bench_contention.py, README "Threads and shared machines"
 
 libgomp reads the policy once, when torch is loaded, so `prefer_passive_wait()` runs on `import cctv`,
 before any cctv module imports torch; an OMP_WAIT_POLICY or GOMP_SPINCOUNT set by the user wins.
-`set_threads(n)` is called first thing by every script's main() and by the benchmarks.
+`set_threads(n)` is called first thing by every script's run() (or main()) and by the benchmarks; never by library
+code (a caller of run_job or run_training sets its own).
 """
 import os
 import sys

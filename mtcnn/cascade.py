@@ -30,8 +30,11 @@ class Candidates:
         return self.boxes.shape[0]
 
 
+MEAN, SCALE = 127.5, 1 / 128  # the nets' input: (x - 127.5) / 128, facenet-pytorch's, also its post_process
+
+
 def standardise(x):
-    return (x - 127.5) * 0.0078125
+    return (x - MEAN) * SCALE
 
 
 def pyramid_scales(height, width, min_face_size, factor):

@@ -5,7 +5,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from .cascade import detect_batch, integral_image
+from .cascade import detect_batch, integral_image, standardise
 from .crops import crop_faces
 from .images import to_rgb_array
 from .nets import in_chunks, load_nets
@@ -83,7 +83,7 @@ class MTCNN(torch.nn.Module):
         for frame, frame_boxes in zip(frames, boxes):
             crops = crop_faces(frame, np.asarray(frame_boxes).reshape(-1, 4), self.image_size, self.margin)
             t = torch.from_numpy(crops).permute(0, 3, 1, 2).float()
-            faces.append((t - 127.5) / 128.0 if self.post_process else t)
+            faces.append(standardise(t) if self.post_process else t)
         return faces if batched else faces[0]
 
     def forward(self, img):

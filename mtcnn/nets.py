@@ -4,6 +4,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from .cascade import MEAN, SCALE
+
 
 PNET_BAND_ROWS = 64  # output rows per band of PNet's layers on the CPU (see _in_row_bands)
 CROP_PIXELS_PER_CHUNK = 64 * 24 * 24  # RNet/ONet on the CPU: 64 RNet or 16 ONet crops a call (see in_chunks)
@@ -63,8 +65,8 @@ class PNet(nn.Module):
 
     def _make_detection_weights(self):
         pad = PNET_WIDE_CHANNELS - self.conv1.out_channels
-        folded = self.conv1.weight * 0.0078125  # (x - 127.5) / 128 folded into conv1
-        bias1 = self.conv1.bias - 127.5 * folded.sum(dim=(1, 2, 3))
+        folded = self.conv1.weight * SCALE  # standardise() folded into conv1
+        bias1 = self.conv1.bias - MEAN * folded.sum(dim=(1, 2, 3))
         fmt = _memory_format(self.conv2.weight)
         return {"conv1": nn.functional.pad(folded, (0, 0, 0, 0, 0, 0, 0, pad)).contiguous(memory_format=fmt),
                 "bias1": nn.functional.pad(bias1, (0, pad)),

@@ -234,3 +234,23 @@ def test_shipped_model_on_held_out_real_faces(repo_root, shared_dir):
     m = binary_metrics(faces.labels, clf.predict(faces.crops))
     specificity = m["num_true_negative"] / (m["num_true_negative"] + m["num_false_positive"])
     assert m["accuracy"] >= 0.9 and m["recall"] >= 0.9 and specificity >= 0.75, m
+
+
+def test_training_feeds_the_network_the_normalisation_its_checkpoint_records(monkeypatch):
+    """The network is trained on exactly the input the checkpoint tells a user to give it (issue #19)."""
+    import cctv.mask_training as training
+
+    seen = []
+
+    def network_that_records_its_input(arch):
+        net = build_network(arch)
+        net.register_forward_pre_hook(lambda module, args: seen.append(args[0].detach().clone()))
+        return net
+
+    monkeypatch.setattr(training, "build_network", network_that_records_its_input)
+    crops = np.concatenate([np.full((4, 160, 160, 3), 200, np.uint8), np.full((4, 160, 160, 3), 40, np.uint8)])
+    network, _, _ = train_classifier(crops, np.array([1] * 4 + [0] * 4), "writeup", num_epochs=1,
+                                     batch_size_per_class=2, val_fraction=0.0, augment=False, progress=False)
+    recorded = MaskClassifier(network, "writeup").checkpoint()["normalization"]
+    expected = sorted((v - recorded["mean"]) / recorded["std"] for v in (40, 200))
+    assert seen and sorted({float(v) for x in seen for v in torch.unique(x)}) == pytest.approx(expected)

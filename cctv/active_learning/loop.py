@@ -10,6 +10,7 @@ from .. import model_registry as registry
 from ..atomic import check_writable_dir, write_json
 from ..errors import UserError, check_range, check_threads
 from ..retention import check_days, prune_labeling, prune_outputs
+from ..tables import format_table, percent
 from .batches import (check_same_filesystem, complete_frames, list_batches, recover_partial_batches,
                       repair_manifests, take_batch)
 from .journal import History, RunLock, fsync_dir
@@ -19,7 +20,8 @@ from .training import (TrainSettings, decide, evaluate_models, load_batch_labels
 
 @dataclass
 class LoopConfig:
-    workdir: str = "active_learning"
+    """`active_learning.py`'s settings (its flags' names; the fine-tuning ones in `train`)."""
+    workdir: str = "runs/active_learning"
     uncertain_frames_dir: str | None = None  # default <workdir>/uncertain
     models_dir: str = "models"
     batch_frames: int = 50
@@ -190,15 +192,15 @@ def _training_round(cfg, history):
     labeled = _labeled_batches(cfg, history)
     if not any(name not in trained_batches(cfg.models_dir) for name in labeled):
         return None
-    detector, mtcnn = registry.current_model_paths(cfg.models_dir)
-    if not Path(detector).is_file():
-        raise UserError(f"{detector}: no classifier checkpoint to fine-tune (train one with train_mask_detector.py)")
+    classifier, mtcnn = registry.current_model_paths(cfg.models_dir)
+    if not Path(classifier).is_file():
+        raise UserError(f"{classifier}: no classifier checkpoint to fine-tune (train one with train_mask_detector.py)")
     number = registry.next_version_number(cfg.models_dir)
     partial = registry.versions_dir(cfg.models_dir) / f".{registry.version_name(number)}.partial"
     partial.mkdir(parents=True)
     write_json(partial / "plan.json", {
         "version": registry.version_name(number), "batches": labeled,
-        "base": {"version": registry.current_version(cfg.models_dir), "detector": detector, "mtcnn": mtcnn},
+        "base": {"version": registry.current_version(cfg.models_dir), "detector": classifier, "mtcnn": mtcnn},
         "reference_labels_dir": cfg.reference_labels_dir})
     history.log("round-planned", version=registry.version_name(number), batches=labeled,
                 base=registry.current_version(cfg.models_dir) or "models/detector.pt + pretrained MTCNN")
@@ -238,10 +240,6 @@ def _evaluation_data(cfg, plan, history):
 
 
 def _run_round(cfg, partial: Path, history):
-    import torch
-
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
     plan = json.loads((partial / "plan.json").read_text())
     base = plan["base"]
     train, held_out = _evaluation_data(cfg, plan, history)
@@ -378,30 +376,24 @@ def status_report(cfg):
     waiting = len(complete_frames(cfg.uncertain))
     lines.append(f"uncertain frames waiting: {waiting} (a batch is taken at {cfg.batch_frames})")
     rows = batch_rows(cfg)
-    lines += ["", "batch  state                      frames"]
-    lines += [f"{r['batch']:<6} {r['state']:<26} {r['frames']:>6}" for r in rows] or ["(no batches yet)"]
+    lines += ["", format_table(["batch", "state", "frames"], [[r["batch"], r["state"], r["frames"]] for r in rows],
+                               align="llr", sep=" ", min_widths=(6, 26, 6))]
+    if not rows:
+        lines.append("(no batches yet)")
     problems += [r["problem"] for r in rows if "problem" in r]
     pending = [r["batch"] for r in rows if r["state"].startswith("awaiting")]
     lines.append(f"pending labels: {', '.join(pending) if pending else 'none'}")
     try:
         current = registry.current_version(cfg.models_dir)
-        detector, mtcnn = registry.current_model_paths(cfg.models_dir)
+        classifier, mtcnn = registry.current_model_paths(cfg.models_dir)
     except UserError as e:
         problems.append(str(e))
-        current = detector = mtcnn = None
-    lines += ["", "version  decision  AP@0.5 cur->new  accuracy cur->new  false/frame new  batches"]
-    for name, folder in registry.list_versions(cfg.models_dir):
-        m = registry.read_metrics(folder)
-        cur, new = m.get("current", {}), m.get("candidate", {})
-        lines.append(
-            f"{name + ('*' if name == current else ''):<8} {m.get('decision', '?'):<9} "
-            f"{_pct(cur, 'detection', 'ap50'):>6} -> {_pct(new, 'detection', 'ap50'):<6}  "
-            f"{_pct(cur, 'classifier', 'accuracy'):>6} -> {_pct(new, 'classifier', 'accuracy'):<8}  "
-            f"{_num(new, 'detection', 'false_per_frame'):>15}  {','.join(m.get('batches', []))}")
-    if detector is None:
+        current = classifier = mtcnn = None
+    lines += ["", version_table(registry.list_versions(cfg.models_dir), current)]
+    if classifier is None:
         lines.append(f"current: {Path(cfg.models_dir) / registry.CURRENT_FILE} is broken (see below)")
     else:
-        lines.append(f"current: {current or 'none promoted yet'} -> {detector}, MTCNN {mtcnn or 'pretrained'}"
+        lines.append(f"current: {current or 'none promoted yet'} -> {classifier}, MTCNN {mtcnn or 'pretrained'}"
                      + ("   (* = current)" if current else ""))
     partials = _partial_versions(cfg.models_dir)
     if partials:
@@ -409,15 +401,25 @@ def status_report(cfg):
     return "\n".join(lines), problems
 
 
+def version_table(versions, current) -> str:
+    """Each version's decision and figures, current -> candidate (* marks the current version)."""
+    rows = []
+    for name, folder in versions:
+        m = registry.read_metrics(folder)
+        cur, new = m.get("current", {}), m.get("candidate", {})
+        rows.append([name + ("*" if name == current else ""), m.get("decision", "?"),
+                     f"{percent(_get(cur, 'detection', 'ap50'))} -> {percent(_get(new, 'detection', 'ap50'))}",
+                     f"{percent(_get(cur, 'classifier', 'accuracy'))} -> "
+                     f"{percent(_get(new, 'classifier', 'accuracy'))}",
+                     _num(new, "detection", "false_per_frame"), ",".join(m.get("batches", []))])
+    return format_table(["version", "decision", "AP@0.5 cur->new", "accuracy cur->new", "false/frame new",
+                         "batches"], rows, align="llrrrl")
+
+
 def _get(d, *keys):
     for k in keys:
         d = d.get(k) if isinstance(d, dict) else None
     return d
-
-
-def _pct(d, *keys):
-    v = _get(d, *keys)
-    return "-" if v is None else f"{100 * v:.1f}"
 
 
 def _num(d, *keys):

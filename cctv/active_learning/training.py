@@ -52,7 +52,7 @@ def _face_crops(items, image_size, min_size, progress):
     return face_crops_from_labels(items, image_size, min_face_size=min_size, progress=progress)
 
 
-def train_mtcnn(base_mtcnn, detector_settings, train_items, out_path, s: TrainSettings):
+def train_mtcnn(base_mtcnn, mtcnn_settings, train_items, out_path, s: TrainSettings):
     """Fine-tune from `base_mtcnn` (None: pretrained) and write `out_path`; returns a note for the history."""
     from mtcnn import MTCNN, MTCNNWeightsError
 
@@ -61,7 +61,7 @@ def train_mtcnn(base_mtcnn, detector_settings, train_items, out_path, s: TrainSe
     from ..finetune.train import checkpoint, checkpoint_meta, parse_stages
 
     with user_errors(MTCNNWeightsError):
-        detector = MTCNN(**detector_settings, keep_all=True, select_largest=False, weights_path=base_mtcnn)
+        mtcnn = MTCNN(**mtcnn_settings, keep_all=True, select_largest=False, weights_path=base_mtcnn)
     settings = FinetuneSettings(stages=parse_stages(s.mtcnn_stages), batch_size=s.mtcnn_batch_size,
                                 num_epochs=s.mtcnn_epochs, lr=s.mtcnn_lr, seed=s.seed)
     faces = sum(len(item.boxes) for item in train_items)
@@ -70,25 +70,25 @@ def train_mtcnn(base_mtcnn, detector_settings, train_items, out_path, s: TrainSe
         note = "no labeled faces to train on: weights unchanged"
     else:
         try:
-            result = finetune(detector, train_items, [], settings, s.progress)  # evaluation comes later, on all
-            meta = checkpoint_meta(result, settings, detector, {"train_frames": len(train_items),
-                                                                "started_from": str(base_mtcnn or "pretrained")})
+            result = finetune(mtcnn, train_items, [], settings, s.progress)  # evaluation comes later, on all
+            meta = checkpoint_meta(result, settings, mtcnn, {"train_frames": len(train_items),
+                                                             "started_from": str(base_mtcnn or "pretrained")})
         except UserError as e:  # e.g. no usable training windows
             note = f"not fine-tuned ({e}): weights unchanged"
     if note != "fine-tuned":  # the candidate still gets its own checkpoint: the same weights as its base
         meta = {"note": note, "started_from": str(base_mtcnn or "pretrained")}
-    save_torch(checkpoint(detector, meta), out_path)
+    save_torch(checkpoint(mtcnn, meta), out_path)
     return note
 
 
-def train_classifier_candidate(base_detector, train_items, out_path, s: TrainSettings):
-    """Fine-tune the classifier from `base_detector` on crops of the labeled faces (plus replay examples);
+def train_classifier_candidate(base_classifier, train_items, out_path, s: TrainSettings):
+    """Fine-tune the classifier from `base_classifier` on crops of the labeled faces (plus replay examples);
     with faces of one class only, the current classifier is kept as the candidate's."""
     from ..classifier import MaskClassifier, load_classifier, save_classifier
     from ..face_dataset import concat, face_crops_from_folder
     from ..mask_training import train_classifier
 
-    base = load_classifier(base_detector)
+    base = load_classifier(base_classifier)
     size = int(base.mtcnn_settings.get("image_size", 160))
     sets = [_face_crops(train_items, size, s.crop_min_face_size, s.progress)]
     for path in s.classifier_examples_path:
@@ -111,14 +111,14 @@ def train_classifier_candidate(base_detector, train_items, out_path, s: TrainSet
     return note
 
 
-def evaluate_models(detector_path, mtcnn_path, eval_items, s: TrainSettings) -> dict:
+def evaluate_models(classifier_path, mtcnn_path, eval_items, s: TrainSettings) -> dict:
     """Detection (AP@0.5, recall per class, false detections per frame) of the MTCNN and accuracy of the
     classifier on crops of the labeled faces, on `eval_items`."""
     from ..detection_eval import evaluate_detector
     from ..mask_metrics import binary_metrics
     from ..pipeline import MaskPipeline
 
-    pipeline = MaskPipeline.load(detector_path, mtcnn_path)
+    pipeline = MaskPipeline.load(classifier_path, mtcnn_path)
     detection, _ = evaluate_detector(pipeline.detector.detect, eval_items, pipeline.detector.min_face_size,
                                      desc="evaluating detection", progress=s.progress)
     faces = _face_crops(eval_items, pipeline.image_size, s.crop_min_face_size, False)

@@ -1,9 +1,9 @@
 """finetune_mtcnn.py's work: read labels, split, fine-tune, evaluate, write the checkpoint when better."""
+from dataclasses import dataclass
 from pathlib import Path
 
-import torch
-
 from ..atomic import check_writable, save_torch
+from ..cli import check_device, parse_thresholds
 from ..errors import UserError, user_errors
 from ..model_safety import Figure, keep_previous, replacement_report, shipped_name
 from .train import FinetuneSettings, checkpoint, checkpoint_meta, finetune, parse_stages, split_frames, summary
@@ -11,28 +11,9 @@ from .train import FinetuneSettings, checkpoint, checkpoint_meta, finetune, pars
 DEFAULT_THRESHOLDS = (0.6, 0.7, 0.7)
 
 
-def parse_thresholds(text):
-    try:
-        values = [float(v) for v in str(text).split(",")]
-    except ValueError:
-        values = []
-    if len(values) != 3 or not all(0 <= v <= 1 for v in values):
-        raise UserError(f"--thresholds: expected three numbers in 0..1 like 0.6,0.7,0.7, got '{text}'")
-    return values
-
-
 def _check_positive(name, value):
     if value <= 0:
         raise UserError(f"--{name} must be positive, got {value}")
-
-
-def _check_device(device):
-    try:
-        dev = torch.device(device)
-    except RuntimeError:
-        raise UserError(f"--device: '{device}' is not a device (cpu, cuda, cuda:0...)") from None
-    if dev.type == "cuda" and (not torch.cuda.is_available() or (dev.index or 0) >= torch.cuda.device_count()):
-        raise UserError(f"--device {device}: no such CUDA device on this machine")
 
 
 def load_labeled_frames(labels_dir, metadata_dir=None, images_dir=None, class_map=None):
@@ -48,56 +29,77 @@ def load_labeled_frames(labels_dir, metadata_dir=None, images_dir=None, class_ma
     return items
 
 
-def run_finetune(labels_dir, metadata_dir=None, images_dir=None, mtcnn_model_output_path="models/finetuned_mtcnn.pt",
-                 pretrained_mtcnn_model=None, batch_size=8, num_epochs=5, stages="rnet,onet", lr=1e-4,
-                 val_fraction=0.2, seed=0, thresholds=DEFAULT_THRESHOLDS, min_face_size=20, class_map=None,
-                 device="cpu", force=False, progress=True):
-    """Fine-tune MTCNN on labeled frames; returns the FinetuneResult (with .written: the path or None)."""
+@dataclass
+class FinetuneConfig:
+    """`finetune_mtcnn.py`'s settings (its flags' names): the one place their defaults are written."""
+    labels_dir: str
+    metadata_dir: str | None = None
+    images_dir: str | None = None
+    mtcnn_model_output_path: str = "models/finetuned_mtcnn.pt"
+    pretrained_mtcnn_model: str | None = None  # None: the pretrained weights
+    batch_size: int = FinetuneSettings.batch_size
+    num_epochs: int = FinetuneSettings.num_epochs
+    stages: str = ",".join(FinetuneSettings.stages)
+    lr: float = FinetuneSettings.lr
+    val_fraction: float = 0.2
+    seed: int = FinetuneSettings.seed
+    thresholds: tuple = DEFAULT_THRESHOLDS
+    min_face_size: float = 20
+    class_map: str | None = None
+    device: str = "cpu"
+    force: bool = False
+    progress: bool = True
+
+
+def run_finetune(**kwargs):
+    """Fine-tune MTCNN on labeled frames (FinetuneConfig's fields as keywords); returns the FinetuneResult (with
+    .written: the path or None)."""
     from mtcnn import MTCNN, MTCNNWeightsError
 
-    _check_positive("batch_size", batch_size)
-    _check_positive("num_epochs", num_epochs)
-    _check_positive("lr", lr)
-    _check_positive("min_face_size", min_face_size)
-    thresholds = parse_thresholds(",".join(map(str, thresholds)) if isinstance(thresholds, (list, tuple))
-                                  else thresholds)
-    settings = FinetuneSettings(stages=parse_stages(stages), batch_size=int(batch_size), num_epochs=int(num_epochs),
-                                lr=float(lr), seed=int(seed))
-    if not 0 < val_fraction < 1:
-        raise UserError(f"--val_fraction must be between 0 and 1, got {val_fraction}")
-    _check_device(device)
-    check_writable(mtcnn_model_output_path, "--mtcnn_model_output_path")  # before any work
-    items = load_labeled_frames(labels_dir, metadata_dir, images_dir, class_map)
-    train_items, val_items = split_frames(items, val_fraction, seed)
+    c = FinetuneConfig(**kwargs)
+    _check_positive("batch_size", c.batch_size)
+    _check_positive("num_epochs", c.num_epochs)
+    _check_positive("lr", c.lr)
+    _check_positive("min_face_size", c.min_face_size)
+    thresholds = parse_thresholds(c.thresholds)
+    settings = FinetuneSettings(stages=parse_stages(c.stages), batch_size=int(c.batch_size),
+                                num_epochs=int(c.num_epochs), lr=float(c.lr), seed=int(c.seed))
+    if not 0 < c.val_fraction < 1:
+        raise UserError(f"--val_fraction must be between 0 and 1, got {c.val_fraction}")
+    check_device(c.device)
+    check_writable(c.mtcnn_model_output_path, "--mtcnn_model_output_path")  # before any work
+    items = load_labeled_frames(c.labels_dir, c.metadata_dir, c.images_dir, c.class_map)
+    train_items, val_items = split_frames(items, c.val_fraction, c.seed)
     if not any(len(item.boxes) for item in train_items):
-        raise UserError(f"{labels_dir}: no labeled faces in the {len(train_items)} training frames "
+        raise UserError(f"{c.labels_dir}: no labeled faces in the {len(train_items)} training frames "
                         f"({sum(len(i.boxes) for i in val_items)} in the held-out ones): fine-tuning on "
                         f"background only would teach MTCNN that there are no faces")
     print(f"{len(items)} labeled frames: {len(train_items)} for training, {len(val_items)} for validation "
-          f"(seed {seed}); fine-tuning {', '.join(settings.stages)}")
+          f"(seed {c.seed}); fine-tuning {', '.join(settings.stages)}")
 
     with user_errors(MTCNNWeightsError):
-        detector = MTCNN(min_face_size=min_face_size, thresholds=thresholds, keep_all=True,
-                         weights_path=pretrained_mtcnn_model, device=device)
-    result = finetune(detector, train_items, val_items, settings, progress)
+        detector = MTCNN(min_face_size=c.min_face_size, thresholds=thresholds, keep_all=True,
+                         weights_path=c.pretrained_mtcnn_model, device=c.device)
+    result = finetune(detector, train_items, val_items, settings, c.progress)
 
-    previous = _previous_evaluation(mtcnn_model_output_path, pretrained_mtcnn_model, detector, val_items, progress)
-    print(summary(result, "pretrained" if pretrained_mtcnn_model is None else "starting",
-                  {f"{mtcnn_model_output_path} (now)": previous} if previous else None))
+    previous = _previous_evaluation(c.mtcnn_model_output_path, c.pretrained_mtcnn_model, detector, val_items,
+                                    c.progress)
+    print(summary(result, "pretrained" if c.pretrained_mtcnn_model is None else "starting",
+                  {f"{c.mtcnn_model_output_path} (now)": previous} if previous else None))
 
-    if result.better or force:
+    if result.better or c.force:
         meta = checkpoint_meta(result, settings, detector, {
-            "labels": str(labels_dir), "train_frames": len(train_items), "val_frames": len(val_items),
-            "val_fraction": float(val_fraction), "started_from": str(pretrained_mtcnn_model or "pretrained")})
-        kept = keep_previous(mtcnn_model_output_path)
-        save_torch(checkpoint(detector, meta), mtcnn_model_output_path)
-        result.written = Path(mtcnn_model_output_path)
+            "labels": str(c.labels_dir), "train_frames": len(train_items), "val_frames": len(val_items),
+            "val_fraction": float(c.val_fraction), "started_from": str(c.pretrained_mtcnn_model or "pretrained")})
+        kept = keep_previous(c.mtcnn_model_output_path)
+        save_torch(checkpoint(detector, meta), c.mtcnn_model_output_path)
+        result.written = Path(c.mtcnn_model_output_path)
         name = "held-out frames"
-        print(replacement_report(mtcnn_model_output_path, kept, {name: previous.as_dict()} if previous else {},
+        print(replacement_report(c.mtcnn_model_output_path, kept, {name: previous.as_dict()} if previous else {},
                                  {name: result.after.as_dict()}, MTCNN_FIGURES, "AP@0.5")
               + ("" if result.better else "\n(written because of --force)"))
     else:
-        print(f"not written: {kept_message(mtcnn_model_output_path)} (--force writes anyway)")
+        print(f"not written: {kept_message(c.mtcnn_model_output_path)} (--force writes anyway)")
     return result
 
 

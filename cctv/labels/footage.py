@@ -115,8 +115,7 @@ def summary_table(results, prelabels=False) -> str:
     if prelabels:
         total += [sum(r.prelabeled for r in used), sum(r.faces["protected"] for r in used),
                   sum(r.faces["unprotected"] for r in used)]
-    rows.append([str(v) for v in total] + [f"{len(results) - len(used)} file(s) skipped" if len(used) < len(results) else ""])
-    widths = [max(len(h), *(len(row[i]) for row in rows)) for i, h in enumerate(header)]
-    line = lambda cells: "  ".join(c.ljust(w) if i in (0, len(cells) - 1) else c.rjust(w)
-                                   for i, (c, w) in enumerate(zip(cells, widths))).rstrip()
-    return "\n".join([line(header), line(["-" * w for w in widths])] + [line(r) for r in rows])
+    rows.append(total + [f"{len(results) - len(used)} file(s) skipped" if len(used) < len(results) else ""])
+    from ..tables import format_table
+
+    return format_table(header, rows, align="l" + "r" * (len(header) - 2) + "l", rule=True)

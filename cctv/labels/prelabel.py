@@ -4,13 +4,13 @@ from .classes import PROTECTED, UNPROTECTED
 
 
 class PreLabeler:
-    """`PreLabeler(detector_model_path, mtcnn_model_path=None)`; `label(frame) -> (boxes, classes)`:
+    """`PreLabeler(classifier_path, mtcnn_model_path=None)`; `label(frame) -> (boxes, classes)`:
     the main job's own detect -> crop -> classify pipeline, one frame at a time."""
 
-    def __init__(self, detector_model_path, mtcnn_model_path=None, threshold=0.5):
+    def __init__(self, classifier_path, mtcnn_model_path=None, threshold=0.5):
         from ..pipeline import MaskPipeline  # torch is heavy: only imported when pre-labels are asked for
 
-        self.pipeline = MaskPipeline.load(detector_model_path, mtcnn_model_path, threshold=threshold)
+        self.pipeline = MaskPipeline.load(classifier_path, mtcnn_model_path, threshold=threshold)
 
     def label(self, frame):
         """frame HxWx3 uint8 RGB -> boxes float32 (N,4) x1,y1,x2,y2, classes ['protected'|'unprotected']."""
