@@ -211,7 +211,8 @@ def row_of(clip, setting, run, truth):
                        for e in run["events"]) or "none"
     people = s.people
     return {"clip": clip, "setting": setting, "frames": s.frames, "detections": run["detections"],
-            "tracks": len(tracks), "bodies": run["body_tracks"], "people": f"{sum(people.values())} / {m['truth_people'] if m else '?'}",
+            "tracks": len(tracks), "bodies": run["body_tracks"],
+            "people": f"{sum(people.values())} / {m['truth_people'] if m else '?'}",
             "prot/unprot/unknown": f"{people['protected']}/{people['unprotected']}/{people['unknown']}",
             "id switches": m["switches"] if m else "n/a", "frag": m["frags"] if m else "n/a",
             "tracked": fmt(m["covered"]) if m else "n/a", "state agrees": fmt(m["agree"]) if m else "n/a",

@@ -6,11 +6,13 @@ Weights: a vote counts `size * detection * confidence * face_likeness`, where si
 probability, confidence is |2 P(protected) - 1| (a 0.5 from the classifier is no vote at all) and
 face_likeness (unprotected votes only) says whether ONet's landmarks look like a face at all (see
 `face_likeness`: the back of a head that MTCNN takes for a face has its "nose" down at its "mouth").
-A person is not known until their votes weigh `min_evidence` in all. The state follows the recent votes, faded with a half-life of
-`half_life_s` of video time: protected when the protected share of them reaches `decide_share`,
-unprotected when it falls to 1 - decide_share, and in between it stays as it is (hysteresis). A decided
-person changes state only on recent votes weighing half of `min_evidence`, so a person who puts a mask on
-(or takes it off) flips after about a second of good frames, but one stray frame after a gap does not.
+A person is not known until their votes weigh `min_evidence` in all. The state follows the recent votes,
+faded with a half-life of `half_life_s` of video time: protected when the protected share of them reaches
+`decide_share`, unprotected when it falls to 1 - decide_share while their detections look like a face on
+average (`min_likeness`, faded over `likeness_half_life_s`), and in between it stays as it is (hysteresis).
+A decided person changes state only on recent votes weighing half of `min_evidence`, so a person who puts a
+mask on (or takes it off) flips after about a second of good frames, but one stray frame after a gap does
+not.
 
 A face that does not move is not a person walking anywhere (a face in a painting or on a poster). Box
 positions cannot tell: MTCNN's boxes on a small painted face jitter by a quarter of its size, more than a

@@ -64,6 +64,21 @@ def test_an_empty_scene_and_a_still_one_give_no_body():
     assert sum(people.seen().values()) == 0
 
 
+def test_something_put_down_that_never_walks_is_not_a_person():
+    """A chair moved in (or a ghost where furniture was) is foreground for long, but it never travels."""
+    tracker, people = BodyTracker(FPS), People(fps=FPS)
+
+    def chair():
+        for i in range(200):
+            frame = FLOOR.copy()
+            if i >= 10:
+                frame[120:190, 100:160] = 40
+            yield frame, None
+
+    assert len(feed(people, tracker, chair())) == 1
+    assert sum(people.seen().values()) == 0 and people.counts()["in_view"] == 0
+
+
 def test_a_face_seen_on_the_body_makes_one_person_whose_face_decides():
     tracker, people = BodyTracker(FPS), People(fps=FPS)
 
