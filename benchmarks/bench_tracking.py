@@ -92,9 +92,9 @@ class Timer:
 
 
 def run_clip(clip, flags, opt, out_dir):
-    """The job on a clip; per frame: [(track id, centre x, centre y, size)], the bodies seen
-    [(person id, x1, y1, x2, y2)], the person states, detections. A body's person id is the first face track
-    seen on it (one person, one id), else "b<body id>"."""
+    """The job on a clip; per frame: [(track id, centre x, centre y, size)], the bodies seen that are people
+    (as the video draws them) [(person id, x1, y1, x2, y2)], the person states, detections. A body's person id
+    is that of the face track that stands for it (Body.face_id: one person, one id), else "b<body id>"."""
     frames, bodies, states, body_tracks = [], [], [], set()
     detections = 0
 
@@ -105,9 +105,8 @@ def run_clip(clip, flags, opt, out_dir):
         frames.append([(int(t), float((b[0] + b[2]) / 2), float((b[1] + b[3]) / 2), float(b[2] - b[0]))
                        for t, b in zip(faces.track_ids, boxes)])
         people = job.people
-        seen = [b for b in people.bodies.values() if b.last_s == people.now]
-        body_tracks.update(b.track_id for b in seen)
-        bodies.append([(body_person(b), *map(float, b.box)) for b in seen])
+        body_tracks.update(b.track_id for b in people.bodies.values() if b.last_s == people.now)
+        bodies.append([(body_person(b), *map(float, b.box)) for b in people.bodies_in_view()])  # as drawn
         states.append({**{t: (p.state, p.is_person) for t, p in people.tracks.items()},
                        **{body_person(b): ("unknown", b.walked) for b in people.bodies.values() if not b.has_face}})
 
