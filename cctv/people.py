@@ -50,7 +50,7 @@ class PeopleSettings:
     sure_prob: float = 0.95  # MTCNN this sure is a face whatever the landmarks (a bowed head)
     min_likeness: float = 0.5  # a track looking less like a face than this (faded mean) is not called unprotected
     likeness_half_life_s: float = 2.0
-    body_move_frac: float = 0.5  # a body is a person once it has travelled half its height (walked in) ...
+    body_move_frac: float = 0.5  # a body is a person once it has travelled half its width (walks) ...
     body_min_s: float = 1.0  # ... and been tracked this long
     body_head: float = 0.4  # a face belongs to the body whose top 40% holds its centre
     lost_s: float = 2.0  # a person unseen this long has left the view
@@ -129,7 +129,7 @@ class Body:
     box: np.ndarray
     lo: np.ndarray
     hi: np.ndarray
-    heights: list = field(default_factory=list)
+    widths: list = field(default_factory=list)
     faces: set = field(default_factory=set)  # face track ids seen on it
     walked: bool = False
     face_id: int = None  # the first of its faces that counts as a person: that face track stands for it
@@ -165,7 +165,8 @@ class People:
             self.greys.append(cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY))
         else:  # no face to watch (most frames of an empty room): no grey copy to make
             self.greys.clear()
-        likeness = np.ones(len(track_ids)) if landmarks is None else face_likeness(landmarks, det_probs, self.w)
+        likeness = np.ones(len(track_ids)) if landmarks is None or not len(track_ids) else \
+            face_likeness(landmarks, det_probs, self.w)
         for box, prob, p, tid, like in zip(np.asarray(boxes).reshape(-1, 4), det_probs, p_protected, track_ids,
                                            likeness):
             if tid < 0:
@@ -197,8 +198,8 @@ class People:
                 body = self.bodies[int(tid)] = Body(int(tid), time_s, time_s, box, centre.copy(), centre.copy())
             body.last_s, body.box = time_s, box
             body.lo, body.hi = np.minimum(body.lo, centre), np.maximum(body.hi, centre)
-            body.heights = (body.heights + [box[3] - box[1]])[-50:]
-            if (body.hi - body.lo).max() >= self.w.body_move_frac * np.median(body.heights) \
+            body.widths = (body.widths + [box[2] - box[0]])[-50:]
+            if (body.hi - body.lo).max() >= self.w.body_move_frac * np.median(body.widths) \
                     and time_s - body.first_s >= self.w.body_min_s:
                 body.walked = True
 
