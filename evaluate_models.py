@@ -14,7 +14,7 @@ if str(ROOT) not in sys.path:
 
 from cctv.cli import add_device, add_thresholds, add_threads, make_parser, settings_defaults  # noqa: E402
 from cctv.errors import cli_main  # noqa: E402
-from cctv.labels import add_class_map_argument  # noqa: E402
+from cctv.labels import add_labeled_frames_arguments  # noqa: E402
 from cctv.threads import set_threads  # noqa: E402
 
 
@@ -56,11 +56,7 @@ def run(*args, **kwargs):
 def parse_opt(argv=None):
     d = settings_defaults(CompareConfig)
     p = make_parser(__doc__)
-    p.add_argument("--labels_dir", required=True,
-                   help="labels in any format cctv.labels reads (Suite, COCO, VOC, YOLO)")
-    p.add_argument("--metadata_dir", default=d.metadata_dir,
-                   help="the Suite export's meta/<dataset> folder, if it has one")
-    p.add_argument("--images_dir", default=d.images_dir, help="folder with the labeled images")
+    add_labeled_frames_arguments(p)
     p.add_argument("--mtcnn_model_path", default=d.mtcnn_model_path,
                    help="an MTCNN checkpoint to compare (e.g. fine-tuned)")
     p.add_argument("--shipped_mtcnn_model_path", default=d.shipped_mtcnn_model_path,
@@ -69,7 +65,6 @@ def parse_opt(argv=None):
                    help="run every model at this min_face_size (default: each at its recorded setting)")
     add_thresholds(p, d.thresholds, "run every model at these thresholds (default: each at its recorded setting)")
     p.add_argument("--min_size", type=float, default=d.min_size, help="ignore labeled faces smaller than this (px)")
-    add_class_map_argument(p)
     add_threads(p, d.threads)
     add_device(p, d.device, "cpu or cuda")
     return p.parse_args(argv)

@@ -17,7 +17,7 @@ if str(ROOT) not in sys.path:
 from cctv.cli import add_device, add_thresholds, make_parser, settings_defaults  # noqa: E402
 from cctv.errors import cli_main  # noqa: E402
 from cctv.finetune.run import FinetuneConfig, run_finetune  # noqa: E402
-from cctv.labels import add_class_map_argument  # noqa: E402
+from cctv.labels import add_labeled_frames_arguments  # noqa: E402
 from cctv.threads import set_threads  # noqa: E402
 
 
@@ -30,12 +30,7 @@ def run(**kwargs):
 def parse_opt(argv=None):
     d = settings_defaults(FinetuneConfig)
     p = make_parser(__doc__)
-    p.add_argument("--labels_dir", required=True,
-                   help="labels: a Suite export's labels/ folder, an export folder or .zip, a COCO .json, "
-                        "VOC or YOLO folder")
-    p.add_argument("--metadata_dir", default=d.metadata_dir,
-                   help="the Suite export's meta/<dataset> folder (for layouts that need one)")
-    p.add_argument("--images_dir", default=d.images_dir, help="folder with the labeled images")
+    add_labeled_frames_arguments(p)
     p.add_argument("--mtcnn_model_output_path", default=d.mtcnn_model_output_path,
                    help="where to write the fine-tuned checkpoint (only if better, unless --force)")
     p.add_argument("--pretrained_mtcnn_model", default=d.pretrained_mtcnn_model,
@@ -51,7 +46,6 @@ def parse_opt(argv=None):
     add_thresholds(p, list(d.thresholds), "the cascade's thresholds, for mining and evaluation")
     p.add_argument("--min_face_size", type=float, default=d.min_face_size,
                    help="smallest face the cascade looks for; smaller labeled faces are not scored")
-    add_class_map_argument(p)
     add_device(p, d.device)
     p.add_argument("--force", action="store_true", default=d.force,
                    help="write the fine-tuned weights even if not better")

@@ -7,6 +7,7 @@
 - detection time, CCTV model vs pretrained at the same settings, alternating rounds
 
     .venv/bin/python benchmarks/bench_cctv_models.py [--threads 2] [--skip_photos]
+    .venv/bin/python benchmarks/bench_cctv_models.py --classifiers models/cctv_classifier.pt new.pt [--margins 0 8 16]
 """
 import argparse
 import sys
@@ -23,6 +24,7 @@ import numpy as np  # noqa: E402
 from cctv.cctv_models import CCTV_MIN_FACE_SIZE, CCTV_THRESHOLDS, SHIPPED_CLASSIFIER, SHIPPED_MTCNN  # noqa: E402
 from cctv.footage_eval import load_footage_labels, read_clip, score_footage  # noqa: E402
 from cctv.model_eval import ModelSpec, compare, format_comparison, spec_from_checkpoint  # noqa: E402
+from cctv.tables import format_table  # noqa: E402
 from cctv.threads import set_threads  # noqa: E402
 
 LABELS = ROOT / "benchmarks/data/footage_faces"
@@ -33,9 +35,11 @@ CHANNY_OUT_FRAMES = range(3, 13)
 def detector_specs():
     """(spec, classifier path) pairs: what the main job ran before, the alternatives, the new models."""
     pretrained_small = (ModelSpec("pretrained @10", None, CCTV_MIN_FACE_SIZE, CCTV_THRESHOLDS), OLD_CLASSIFIER)
-    rows = [(ModelSpec("pretrained (default)", None, 20, (0.6, 0.7, 0.7)), OLD_CLASSIFIER),
-            pretrained_small,
-            (spec_from_checkpoint("finetuned_mtcnn (old)", ROOT / OLD_MTCNN), OLD_CLASSIFIER)]
+    default = ModelSpec("pretrained (default)", None, 20, (0.6, 0.7, 0.7))
+    rows = [(default, OLD_CLASSIFIER)]
+    if (ROOT / SHIPPED_CLASSIFIER).is_file():  # the CCTV classifier as the main job's default classifier
+        rows.append((default, SHIPPED_CLASSIFIER))
+    rows += [pretrained_small, (spec_from_checkpoint("finetuned_mtcnn (old)", ROOT / OLD_MTCNN), OLD_CLASSIFIER)]
     if (ROOT / SHIPPED_MTCNN).is_file():
         classifier = SHIPPED_CLASSIFIER if (ROOT / SHIPPED_CLASSIFIER).is_file() else OLD_CLASSIFIER
         cctv_spec = spec_from_checkpoint("cctv_mtcnn (new)", ROOT / SHIPPED_MTCNN)
@@ -43,35 +47,90 @@ def detector_specs():
     return rows
 
 
-def footage_table(rows):
+def load_clips():
+    """{name: (face-centre labels, frames)} of the evaluation footage."""
+    return {name: (load_footage_labels(LABELS / f"{name}.json"), read_clip(SHARED / "data/footage" / f"{name}.gif"))
+            for name in ("channy_in", "channy_out")}
+
+
+def footage_cells(clips, boxes, clf, margin=None):
+    """Per clip: (found, frames, other boxes per frame, the found faces' right class as 'NN%'), `boxes` the
+    detector's per clip and frame; crops as the main job cuts them (the classifier's size and margin)."""
     from mtcnn import crop_faces
 
+    size = int(clf.mtcnn_settings.get("image_size", clf.input_size))
+    margin = clf.mtcnn_settings.get("margin", 0) if margin is None else margin
+    cells = []
+    for name, (labels, frames) in clips.items():
+        protected = [clf.predict(crop_faces(f, b, size, margin)) >= 0.5 if len(b) else np.zeros(0, bool)
+                     for f, b in zip(frames, boxes[name])]
+        scope = CHANNY_OUT_FRAMES if name == "channy_out" else None
+        s = score_footage(labels, boxes[name], protected, scope)
+        n = len(scope) if scope else len(frames)
+        share = s.protected_found if name == "channy_in" else s.found - s.protected_found
+        cells.append((f"{s.found}/{n}", f"{s.other_per_frame:.2f}", f"{100 * share / s.found:.0f}%" if s.found else "-"))
+    return cells
+
+
+def detect_clips(clips, spec):
+    detector = spec.build()
+    return {name: [detector.detect(f)[0] for f in frames] for name, (_, frames) in clips.items()}
+
+
+def footage_table(rows):
     from cctv.classifier import load_classifier
 
-    clips = {name: (load_footage_labels(LABELS / f"{name}.json"), read_clip(SHARED / "data/footage" / f"{name}.gif"))
-             for name in ("channy_in", "channy_out")}
+    clips = load_clips()
     head = (f"{'detector':<24} {'classifier':<20} {'in: found':>9} {'other/fr':>8} {'protected':>9} "
             f"{'out 3-12: found':>15} {'other/fr':>8} {'unprotected':>11}")
     lines = [head, "-" * len(head)]
     for spec, classifier_path in rows:
-        detector, clf = spec.build(), load_classifier(ROOT / classifier_path)
-        size = int(clf.mtcnn_settings.get("image_size", clf.input_size))
-        cells = []
-        for name, (labels, frames) in clips.items():
-            boxes = [detector.detect(f)[0] for f in frames]
-            protected = [clf.predict(crop_faces(f, b, size, 0)) >= 0.5 if len(b) else np.zeros(0, bool)
-                         for f, b in zip(frames, boxes)]
-            scope = CHANNY_OUT_FRAMES if name == "channy_out" else None
-            s = score_footage(labels, boxes, protected, scope)
-            n = len(scope) if scope else len(frames)
-            share = s.protected_found if name == "channy_in" else s.found - s.protected_found
-            cells.append((f"{s.found}/{n}", f"{s.other_per_frame:.2f}",
-                          f"{100 * share / s.found:.0f}%" if s.found else "-"))
-        (a, b, c), (d, e, f) = cells
+        (a, b, c), (d, e, f) = footage_cells(clips, detect_clips(clips, spec), load_classifier(ROOT / classifier_path))
         lines.append(f"{spec.name:<24} {Path(classifier_path).name:<20} {a:>9} {b:>8} {c:>9} {d:>15} {e:>8} {f:>11}")
     lines.append("targets: channy_in found >= 17/20, <= 0.2 other boxes/frame, >= 90% protected; "
                  "channy_out found >= 6 of frames 3-12, called unprotected")
     return "\n".join(lines)
+
+
+def classifiers_table(paths, cache_dir, margins=(None,)):
+    """Classifiers side by side: the faces the CCTV detector finds in the footage (at each crop margin), and
+    accuracy / recall of each class on every source's test faces (classifier_sources' splits)."""
+    from cctv.cctv_models import classifier_sources
+    from cctv.classifier import load_classifier
+    from cctv.mask_metrics import evaluate_classifier
+
+    clips = load_clips()
+    boxes = detect_clips(clips, spec_from_checkpoint("cctv_mtcnn", ROOT / SHIPPED_MTCNN))
+    tests = {}  # crop margin -> {source: test faces cut with it}
+
+    def test_sets(margin):
+        if margin not in tests:
+            tests[margin] = {name: test for name, (_, test) in
+                             classifier_sources(SHARED, cache_dir, margin=margin, progress=False).items()}
+        return tests[margin]
+
+    header = ["classifier", "margin", "in: protected", "out 3-12: unprot."] + [
+        f"{name} acc / prot / unprot" for name in test_sets(0)]
+    rows = []
+    for path in paths:
+        clf = load_classifier(path)
+        own = clf.mtcnn_settings.get("margin", 0)
+        scores = {name: evaluate_classifier(clf, test) for name, test in test_sets(own).items()}
+        for k, margin in enumerate(margins):
+            (found_in, _, prot), (found_out, _, unprot) = footage_cells(clips, boxes, clf, margin)
+            rows.append([str(path), own if margin is None else margin, f"{prot} of {found_in.split('/')[0]}",
+                         f"{unprot} of {found_out.split('/')[0]}"]
+                        + ([_class_cells(m) for m in scores.values()] if k == 0 else [""] * len(scores)))
+    lines = [format_table(header, rows, rule=True)]
+    lines.append("faces: the CCTV MTCNN's boxes on channy_* (never trained on); test faces per source ("
+                 "cut at each classifier's own margin): " + ", ".join(f"{n} {len(t)}" for n, t in test_sets(0).items()))
+    return "\n".join(lines)
+
+
+def _class_cells(m):
+    negatives = m["num_true_negative"] + m["num_false_positive"]
+    unprotected_recall = m["num_true_negative"] / negatives if negatives else float("nan")
+    return f"{m['accuracy']:.3f} / {m['recall']:.3f} / {unprotected_recall:.3f}"
 
 
 def photo_tables(rows):
@@ -131,10 +190,22 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--skip_photos", action="store_true", help="footage, classifier and speed only")
+    ap.add_argument("--classifiers", nargs="+", default=None,
+                    help="compare these classifiers on the footage and each source's test faces, and stop")
+    ap.add_argument("--margins", nargs="+", type=int, default=None,
+                    help="with --classifiers: crop margins (px of the crop) to try on the footage "
+                         "(default: each classifier's own)")
+    ap.add_argument("--cache_dir", default="runs/cctv_train", help="the test faces train_cctv_models.py cached")
     args = ap.parse_args()
     if not (SHARED / "data").is_dir():
         sys.exit(f"../shared not found: {SHARED}")
     set_threads(args.threads)
+    if args.classifiers:
+        missing = [p for p in args.classifiers if not Path(p).is_file()]
+        if missing:
+            sys.exit(f"error: --classifiers: {missing[0]}: no such file")
+        print(classifiers_table(args.classifiers, args.cache_dir, args.margins or (None,)))
+        return
     rows = detector_specs()
     print("CCTV footage (hand-labeled face centres; never trained on):")
     print(footage_table(rows))

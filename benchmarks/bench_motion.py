@@ -207,9 +207,9 @@ def main():
 
 
 def print_table(head, rows):
-    widths = [max(len(str(x)) for x in col) for col in zip(head, *rows)]
-    for row in (head, *rows):
-        print("  ".join(str(x).ljust(w) if i == 0 else str(x).rjust(w) for i, (x, w) in enumerate(zip(row, widths))))
+    from cctv.tables import format_table
+
+    print(format_table(head, rows))
 
 
 if __name__ == "__main__":

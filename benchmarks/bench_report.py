@@ -14,6 +14,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
 from cctv.report import write_report  # noqa: E402
+from cctv.tables import format_table  # noqa: E402
 from report_runs import footage_frame, write_run  # noqa: E402
 
 
@@ -33,9 +34,7 @@ def main():
             label = f"{days * 24:g} h" if days < 1 else f"{days:g} d"
             rows.append((label, seconds, facts["alerts"], f"{took:.1f}", (Path(tmp) / "r.html").stat().st_size // 1024))
     head = ("run", "timeline lines", "alerts", "build s", "KiB")
-    widths = [max(len(str(h)), *(len(str(r[i])) for r in rows)) for i, h in enumerate(head)]
-    for row in [head] + rows:
-        print("  ".join(str(c).rjust(w) for c, w in zip(row, widths)))
+    print(format_table(head, rows, align="r" * len(head)))
 
 
 if __name__ == "__main__":

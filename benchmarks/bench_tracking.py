@@ -34,6 +34,7 @@ sys.path.insert(0, str(ROOT))
 import cctv_mask_detector  # noqa: E402
 from cctv import bodies as bodies_module  # noqa: E402
 from cctv import people as people_module  # noqa: E402
+from cctv.tables import format_table  # noqa: E402
 from cctv import tracking  # noqa: E402
 from cctv.alerts import read_events  # noqa: E402
 
@@ -220,10 +221,7 @@ def row_of(clip, setting, run, truth):
 
 def print_table(rows):
     head = [k for k in rows[0] if not k.startswith("_")]
-    widths = [max(len(h), *(len(str(r[h])) for r in rows)) for h in head]
-    print("  ".join(h.ljust(w) for h, w in zip(head, widths)))
-    for r in rows:
-        print("  ".join(str(r[h]).ljust(w) for h, w in zip(head, widths)))
+    print(format_table(head, [[r[h] for h in head] for r in rows], align="l" * len(head)))
     print("\nalerts (time, track ids, and the labelled people they matched):")
     for r in rows:
         print(f"  {r['clip']} [{r['setting']}]: {r['_alerts']}")

@@ -26,6 +26,7 @@ from cctv.cctv_training import (FrameSource, cctv_sampling, load_sources, refine
                                 room_backgrounds, train_detector)
 from cctv.finetune.train import FinetuneSettings, checkpoint  # noqa: E402
 from cctv.cctv_models import CCTV_MIN_FACE_SIZE, CCTV_THRESHOLDS  # noqa: E402
+from cctv.errors import UserError, check_range  # noqa: E402
 from cctv.threads import set_threads  # noqa: E402
 
 
@@ -113,12 +114,24 @@ def parse_opt(argv=None):
     p.add_argument("--max_frames", type=int, default=1800, help="a subset of the labeled photos, evenly spread "
                    "(0: all; on 2 shared cores mining all of them took an hour)")
     p.add_argument("--classifier_epochs", type=int, default=12)
+    p.add_argument("--painted_share", type=float, default=1.0,
+                   help="share of the unprotected training faces that also appear with a painted mask "
+                        "(cctv/mask_paint.py), labeled protected (0: none)")
+    p.add_argument("--colour_cast", type=float, default=0.5,
+                   help="share of the classifier's training crops given a strong warm/cool cast and underexposure "
+                        "(mask_training.Augment p_cast)")
+    p.add_argument("--crop_margin", type=int, default=0,
+                   help="the classifier's crop margin in px of its 64 px crop (crop_faces' margin), kept in the "
+                        "checkpoint for the main job")
     p.add_argument("--skip_detector", action="store_true")
     p.add_argument("--skip_classifier", action="store_true")
     return p.parse_args(argv)
 
 
 def main(opt):
+    check_range("--painted_share", opt.painted_share, 0, 1)
+    check_range("--crop_margin", opt.crop_margin, 0, 47)
+    check_range("--colour_cast", opt.colour_cast, 0, 1)
     set_threads(opt.threads)
     torch.manual_seed(0)
     sources = load_sources(opt.shared)
@@ -130,4 +143,7 @@ def main(opt):
 
 
 if __name__ == "__main__":
-    main(parse_opt())
+    try:
+        main(parse_opt())
+    except UserError as e:
+        sys.exit(f"error: {e}")

@@ -33,12 +33,17 @@ class Augment:
     OpenCV (warpAffine, resize, LUT): cheaper than the network's own step."""
 
     def __init__(self, seed=0, shift=0.08, zoom=0.12, rotate_deg=10, p_low_res=0.35, low_res=(12, 48),
-                 brightness=0.3, contrast=0.3, saturation=0.4, p_gray=0.1, p_noise=0.25, noise=5.0):
+                 brightness=0.3, contrast=0.3, saturation=0.4, p_gray=0.1, p_noise=0.25, noise=5.0,
+                 white_balance=0.05, p_cast=0.0, cast=0.6, exposure=(0.4, 1.0)):
         self.rng = np.random.default_rng(seed)
         self.shift, self.zoom, self.rotate = shift, zoom, rotate_deg
         self.p_low_res, self.low_res = p_low_res, low_res
         self.brightness, self.contrast, self.saturation, self.p_gray = brightness, contrast, saturation, p_gray
         self.p_noise, self.noise = p_noise, noise
+        self.white_balance = white_balance  # per-channel gain: cameras' white balance, GIF palettes
+        # CCTV: a strong warm or cool cast (red/blue gains 1 +- up to `cast`) with underexposure, on p_cast of
+        # the faces; a colour cast must not pass for skin or for a mask
+        self.p_cast, self.cast, self.exposure = p_cast, cast, exposure
 
     def __call__(self, crops):
         """crops: uint8 (B,S,S,3) -> augmented uint8 (B,S,S,3)."""
@@ -69,7 +74,11 @@ class Augment:
         saturation = 0.0 if r.random() < self.p_gray else 1 + r.uniform(-self.saturation, self.saturation)
         crop = cv2.addWeighted(crop, saturation, cv2.merge([gray, gray, gray]), 1 - saturation, 0)
         mean, contrast = float(gray.mean()), 1 + r.uniform(-self.contrast, self.contrast)
-        gain = (1 + r.uniform(-self.brightness, self.brightness)) * (1 + r.uniform(-0.05, 0.05, 3))
+        gain = (1 + r.uniform(-self.brightness, self.brightness)) * (1 + r.uniform(-self.white_balance,
+                                                                                  self.white_balance, 3))
+        if self.p_cast and r.random() < self.p_cast:
+            t = r.uniform(-self.cast, self.cast)
+            gain = gain * np.array([1 + t, 1, 1 - t]) * r.uniform(*self.exposure)
         levels = np.arange(256, dtype=np.float32)[:, None]
         lut = np.clip((mean + (levels - mean) * contrast) * gain, 0, 255).astype(np.uint8)
         crop = cv2.LUT(crop, lut[:, None, :])
@@ -143,7 +152,7 @@ class TrainConfig:
 def train_classifier(crops, labels, arch=TrainConfig.arch, num_epochs=TrainConfig.num_epochs,
                      batch_size_per_class=TrainConfig.batch_size_per_class, val_fraction=TrainConfig.val_fraction,
                      seed=TrainConfig.seed, lr=TrainConfig.lr, weight_decay=1e-4, init_state=None,
-                     augment=TrainConfig.augment, progress=True):
+                     augment=TrainConfig.augment, progress=True, augment_options=None):
     """Train on uint8 crops (N,S,S,3) with labels (N,). Returns (network with the best epoch's weights,
     history: list of per-epoch dicts, summary dict). The best epoch is the one with the highest validation
     accuracy (lower validation loss breaks ties); without a validation split, the last epoch."""
@@ -158,7 +167,7 @@ def train_classifier(crops, labels, arch=TrainConfig.arch, num_epochs=TrainConfi
     network = network.to(memory_format=torch.channels_last).train()
     optimizer = torch.optim.AdamW(network.parameters(), lr=lr, weight_decay=weight_decay)
     rng = np.random.default_rng(seed)
-    aug = Augment(seed) if augment else None
+    aug = Augment(seed, **(augment_options or {})) if augment else None
     steps_per_epoch = len(balanced_batches(labels[train_idx], batch_size_per_class, np.random.default_rng(0)))
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=num_epochs * steps_per_epoch,
                                                    pct_start=0.15)

@@ -118,6 +118,16 @@ def test_balanced_batches_and_augmentation():
     assert np.array_equal(Augment(3)(x), Augment(3)(x))  # seeded
 
 
+def test_the_cctv_colour_cast_tints_and_darkens_faces_warm_and_cool():
+    x = np.full((200, 32, 32, 3), 128, np.uint8)
+    plain = dict(p_gray=0.0, saturation=0.0, contrast=0.0, brightness=0.0, p_noise=0.0, p_low_res=0.0)
+    red_over_blue = [c[..., 0].mean() / max(c[..., 2].mean(), 1) for c in Augment(0, p_cast=1.0, **plain)(x)]
+    assert min(red_over_blue) < 0.6 and max(red_over_blue) > 1.6  # cool and warm casts
+    assert np.mean([c.mean() for c in Augment(0, p_cast=1.0, **plain)(x)]) < 110  # underexposed
+    untouched = [c[..., 0].mean() / c[..., 2].mean() for c in Augment(0, **plain)(x)]
+    assert 0.9 < min(untouched) and max(untouched) < 1.1  # off by default (the write-up's classifier)
+
+
 @pytest.mark.parametrize("arch", ["small", "writeup"])
 def test_training_on_real_faces_lowers_loss_and_beats_chance(labeled_faces, arch):
     train, test = labeled_faces

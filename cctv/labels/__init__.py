@@ -14,7 +14,8 @@ import tempfile
 from pathlib import Path
 
 from ..errors import UserError
-from .classes import CLASSES, DEFAULT_CLASS_MAP, add_class_map_argument, build_class_map, parse_class_map
+from .classes import (CLASSES, DEFAULT_CLASS_MAP, add_class_map_argument, add_labeled_frames_arguments, build_class_map,
+                      parse_class_map)
 from .coco import find_coco_file, read_coco
 from .model import LabeledImage, LabelSet, LoadReport
 from .safepath import extract_zip
@@ -26,7 +27,7 @@ from .yolo import NAME_FILES, read_yolo
 __all__ = [
     "load_labels", "LabeledImage", "LabelSet", "LoadReport", "to_suite_label", "write_suite_label",
     "DEFAULT_CLASS_MAP", "CLASSES", "parse_class_map", "build_class_map", "load_label_interface",
-    "FORMATS_HELP", "add_class_map_argument",
+    "FORMATS_HELP", "add_class_map_argument", "add_labeled_frames_arguments",
 ]
 
 FORMATS_HELP = ("Superb AI Suite export (meta/ + labels/, any generation), `spb download` folder, "

@@ -79,3 +79,15 @@ CLASS_MAP_HELP = ("label class names beyond the known ones: 'helmet=protected,ba
 def add_class_map_argument(parser):
     """--class_map, the same in every script that reads labels (the unknown-class error names it)."""
     parser.add_argument("--class_map", default=None, help=CLASS_MAP_HELP)
+
+
+def add_labeled_frames_arguments(parser):
+    """The labeled frames a script scores or trains MTCNN on: --labels_dir (required), --metadata_dir, --images_dir
+    and --class_map, the same in finetune_mtcnn.py and evaluate_models.py."""
+    parser.add_argument("--labels_dir", required=True,
+                        help="labels: a Suite export's labels/ folder, an export folder or .zip, a COCO .json, "
+                             "VOC or YOLO folder")
+    parser.add_argument("--metadata_dir", default=None,
+                        help="the Suite export's meta/<dataset> folder (for layouts that need one)")
+    parser.add_argument("--images_dir", default=None, help="folder with the labeled images")
+    add_class_map_argument(parser)
