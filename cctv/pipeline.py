@@ -556,6 +556,9 @@ class _Job:
         faces.track_ids = self.tracker.update(faces.boxes, faces.det_probs)
         self.people.update(time_s, faces.boxes, faces.det_probs, faces.p_protected, faces.track_ids, frame,
                            faces.landmarks, self.bodies.update(frame))
+        counts = self.people.counts()
+        if self.gate is not None:  # people standing still keep whole frames coming (cctv.motion)
+            self.gate.people_in_view = counts["in_view"] > 0
         event = self._judge(index, time_s, faces)
         if event:
             self.alerted.update(int(t) for t in event.track_ids)
@@ -574,7 +577,7 @@ class _Job:
         self.alerting = event is not None or (self.alerting and self._condition_holds())
         # Drawn only when recorded or shown: with --record alerts most frames are neither drawn nor encoded.
         item = AnnotatedFrame(frame, partial(self._draw, faces=faces, alert=self.alerting,
-                                             counts=self.people.counts() if self.cfg.alert_rule != "frame" else None))
+                                             counts=counts if self.cfg.alert_rule != "frame" else None))
         if self.writer:
             self.writer.write(item.image())
         if self.clips:
@@ -582,8 +585,7 @@ class _Job:
         if self.display and not self.display.show(item.image()):
             raise KeyboardInterrupt  # q in the window: stop as Ctrl-C does
         s.frames, s.faces, s.protected = s.frames + 1, s.faces + faces.total, s.protected + faces.protected
-        people = self.people.counts()
-        self.timeline.add(index, faces.total, faces.protected, people["in_view"], people["seen"])
+        self.timeline.add(index, faces.total, faces.protected, counts["in_view"], counts["seen"])
         self._housekeeping()
 
     def _blur(self, frame, faces):
