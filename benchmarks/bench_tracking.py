@@ -1,11 +1,14 @@
 """People, tracks and alerts of the main job on the write-up's footage, against hand labels, and what tracking
 and voting cost.
 
-Per clip (the main job end to end, person rule): frames, face detections, track ids, people counted against
-the people who come in, their decided states, id switches and fragmentation against the labelled face
-centres of benchmarks/data/footage_faces/<clip>.json, the share of labelled faces a track covers, how often a
-person's decided state agrees with the label, the alerts (time, track ids and the labelled people they are
-about), and the share of the job's frame time spent in tracking and voting (timed in the same run).
+Per clip (the main job end to end, person rule): frames, face detections, face track ids, body track ids,
+people counted against the people who come in, their decided states, id switches and fragmentation against
+the labelled face centres of benchmarks/data/footage_faces/<clip>.json (a label goes to the nearest tracked
+face, else to the body whose upper part holds it; a body's person id is that of its face track once one
+counts, so a body that gets its face is one id switch, as the video shows it), the share of labels a track
+covers, how often a person's decided state agrees with the label, the alerts (time, track ids and the
+labelled people they are about), and the share of the job's frame time spent in face tracking, body
+tracking and voting (timed in the same run).
 Then an A/B: the job on the first frames of four_people_masking.mp4 with and without tracking and voting,
 alternating over rounds (best of each).
 
@@ -29,6 +32,7 @@ LABELS = ROOT / "benchmarks" / "data" / "footage_faces"
 sys.path.insert(0, str(ROOT))
 
 import cctv_mask_detector  # noqa: E402
+from cctv import bodies as bodies_module  # noqa: E402
 from cctv import people as people_module  # noqa: E402
 from cctv.tables import format_table  # noqa: E402
 from cctv import tracking  # noqa: E402
@@ -37,6 +41,7 @@ from cctv.alerts import read_events  # noqa: E402
 WRITEUP_THRESHOLDS = [0.1, 0.2, 0.2]  # the write-up's MTCNN thresholds for its CCTV footage
 # The channy camera's door: its frame's right edge is at x = 200 of 480; leaving = crossing it leftwards.
 CHANNY_EXIT = {"thresholds": WRITEUP_THRESHOLDS, "exit_zone": "200,0,200,270"}
+CCTV_PAIR = {"detector_model_path": str(ROOT / "models" / "cctv_classifier.pt")}  # + its paired MTCNN
 # (clip, setting name, job flags)
 SETTINGS = [
     ("channy_in.gif", "default", {}),
@@ -45,6 +50,7 @@ SETTINGS = [
     ("channy_out.gif", "default", {}),
     ("channy_out.gif", "write-up thresholds", {"thresholds": WRITEUP_THRESHOLDS}),
     ("channy_out.gif", "write-up thr. + exit line", CHANNY_EXIT),
+    ("channy_out.gif", "CCTV pair", CCTV_PAIR),
     ("four_people_masking.mp4", "default", {}),
     ("one_by_one_people.mp4", "default", {}),
 ]
@@ -62,7 +68,9 @@ def parse_opt():
 
 
 class Timer:
-    """Wraps a method with a stopwatch (seconds summed over calls)."""
+    """Wraps a method with a stopwatch (seconds summed over calls; a timed call inside another timed call,
+    e.g. the body tracker's ByteTrack, is counted once, in the outer one)."""
+    depth = 0
 
     def __init__(self, owner, name):
         self.owner, self.name, self.original, self.seconds = owner, name, getattr(owner, name), 0.0
@@ -70,10 +78,13 @@ class Timer:
 
         def timed(*args, **kwargs):
             started = time.perf_counter()
+            Timer.depth += 1
             try:
                 return timer.original(*args, **kwargs)
             finally:
-                timer.seconds += time.perf_counter() - started
+                Timer.depth -= 1
+                if not Timer.depth:
+                    timer.seconds += time.perf_counter() - started
 
         setattr(owner, name, timed)
 
@@ -82,8 +93,10 @@ class Timer:
 
 
 def run_clip(clip, flags, opt, out_dir):
-    """The job on a clip; per frame: [(track id, centre x, centre y, size)], the person states, detections."""
-    frames, states = [], []
+    """The job on a clip; per frame: [(track id, centre x, centre y, size)], the bodies seen that are people
+    (as the video draws them) [(person id, x1, y1, x2, y2)], the person states, detections. A body's person id
+    is that of the face track that stands for it (Body.face_id: one person, one id), else "b<body id>"."""
+    frames, bodies, states, body_tracks = [], [], [], set()
     detections = 0
 
     def on_frame(job, faces):
@@ -92,33 +105,54 @@ def run_clip(clip, flags, opt, out_dir):
         boxes = faces.boxes.reshape(-1, 4)
         frames.append([(int(t), float((b[0] + b[2]) / 2), float((b[1] + b[3]) / 2), float(b[2] - b[0]))
                        for t, b in zip(faces.track_ids, boxes)])
-        states.append({t: (p.state, p.is_person) for t, p in job.people.tracks.items()})
+        people = job.people
+        body_tracks.update(b.track_id for b in people.bodies.values() if b.last_s == people.now)
+        bodies.append([(body_person(b), *map(float, b.box)) for b in people.bodies_in_view()])  # as drawn
+        states.append({**{t: (p.state, p.is_person) for t, p in people.tracks.items()},
+                       **{body_person(b): ("unknown", b.walked) for b in people.bodies.values() if not b.has_face}})
 
-    timers = [Timer(tracking.FaceTracker, "update"), Timer(people_module.People, "update")]
+    timers = [Timer(tracking.FaceTracker, "update"), Timer(people_module.People, "update"),
+              Timer(bodies_module.BodyTracker, "update")]
     out = out_dir / f"{Path(clip).stem}.mp4"
     try:
         started = time.perf_counter()
+        args = {"detector_model_path": opt.detector_model_path, **flags}  # a setting may bring its own models
         summary = cctv_mask_detector.run(footage_path=str(SHARED / "data" / "footage" / clip), output_path=str(out),
-                                         detector_model_path=opt.detector_model_path, threads=opt.threads,
-                                         no_voice=True, quiet=True, on_frame=on_frame, **flags)
+                                         threads=opt.threads, no_voice=True, quiet=True, on_frame=on_frame, **args)
         seconds = time.perf_counter() - started
     finally:
         for t in timers:
             t.restore()
-    return {"summary": summary, "frames": frames, "states": states, "detections": detections,
+    return {"summary": summary, "frames": frames, "bodies": bodies, "body_tracks": len(body_tracks), "states": states,
+            "detections": detections,
             "events": read_events(f"{out}.events.jsonl"), "share": sum(t.seconds for t in timers) / seconds,
             "out": out}
 
 
-def match(labels, tracked):
-    """Labelled faces to tracked faces, nearest centres within a gate: {label id: track id}."""
+def body_person(body):
+    return body.face_id if body.has_face else f"b{body.track_id}"
+
+
+def match(labels, tracked, bodies=()):
+    """Labelled faces to tracked faces, nearest centres within a gate, then the labels left to the bodies whose
+    upper part (grown by the labels' roughness, 40 px) holds them: {label id: track or person id}."""
     tracked = [t for t in tracked if t[0] >= 0]
-    if not labels or not tracked:
-        return {}
-    cost = np.array([[np.hypot(lab["x"] - x, lab["y"] - y) for _, x, y, _ in tracked] for lab in labels])
-    gate = np.array([[max(0.75 * lab["size"], 0.75 * s, 12.0) for _, _, _, s in tracked] for lab in labels])
-    rows, cols = linear_sum_assignment(np.where(cost <= gate, cost, 1e6))
-    return {labels[r]["id"]: tracked[c][0] for r, c in zip(rows, cols) if cost[r, c] <= gate[r, c]}
+    matched = {}
+    if labels and tracked:
+        cost = np.array([[np.hypot(lab["x"] - x, lab["y"] - y) for _, x, y, _ in tracked] for lab in labels])
+        gate = np.array([[max(0.75 * lab["size"], 0.75 * s, 12.0) for _, _, _, s in tracked] for lab in labels])
+        rows, cols = linear_sum_assignment(np.where(cost <= gate, cost, 1e6))
+        matched = {labels[r]["id"]: tracked[c][0] for r, c in zip(rows, cols) if cost[r, c] <= gate[r, c]}
+    taken = set(matched.values())
+    for lab in labels:
+        if lab["id"] in matched:
+            continue
+        holders = [(abs(lab["x"] - (x1 + x2) / 2), pid) for pid, x1, y1, x2, y2 in bodies if pid not in taken
+                   and x1 - 40 <= lab["x"] <= x2 + 40 and y1 - 40 <= lab["y"] <= y1 + 0.4 * (y2 - y1) + 40]
+        if holders:
+            matched[lab["id"]] = min(holders)[1]
+            taken.add(matched[lab["id"]])
+    return matched
 
 
 def track_metrics(truth, run):
@@ -132,7 +166,7 @@ def track_metrics(truth, run):
         index = int(index)
         if index >= len(run["frames"]):
             continue
-        matched = match(labels, run["frames"][index])
+        matched = match(labels, run["frames"][index], run["bodies"][index])
         for lab in labels:
             track = matched.get(lab["id"])
             history[lab["id"]].append(track)
@@ -177,7 +211,8 @@ def row_of(clip, setting, run, truth):
                        for e in run["events"]) or "none"
     people = s.people
     return {"clip": clip, "setting": setting, "frames": s.frames, "detections": run["detections"],
-            "tracks": len(tracks), "people": f"{sum(people.values())} / {m['truth_people'] if m else '?'}",
+            "tracks": len(tracks), "bodies": run["body_tracks"],
+            "people": f"{sum(people.values())} / {m['truth_people'] if m else '?'}",
             "prot/unprot/unknown": f"{people['protected']}/{people['unprotected']}/{people['unknown']}",
             "id switches": m["switches"] if m else "n/a", "frag": m["frags"] if m else "n/a",
             "tracked": fmt(m["covered"]) if m else "n/a", "state agrees": fmt(m["agree"]) if m else "n/a",
@@ -201,7 +236,9 @@ def ab(opt, out_dir):
             patches = []
             if mode == "without":
                 patches = [_Disabled(tracking.FaceTracker, "update", lambda self, boxes, probs: np.full(len(boxes), -1)),
-                           _Disabled(people_module.People, "update", lambda self, *a, **k: None)]
+                           _Disabled(people_module.People, "update", lambda self, *a, **k: None),
+                           _Disabled(bodies_module.BodyTracker, "update",
+                                     lambda self, frame: (np.zeros((0, 4), np.float32), np.zeros(0, int)))]
             try:
                 started = time.perf_counter()
                 cctv_mask_detector.run(footage_path=clip, output_path=str(out_dir / f"ab_{mode}.mp4"),

@@ -29,7 +29,8 @@ def draw_faces(frame, boxes, p_protected, threshold=0.5):
 def draw_people(frame, boxes, p_protected, track_ids, people, threshold=0.5):
     """Tracked faces labelled with their person: '#7 protected' (green), '#7 unprotected' (red), '#7 unknown'
     (grey; also a track not yet counted as a person, or a static one: '#3 static'). Untracked faces as
-    draw_faces does."""
+    draw_faces does. Bodies that are people are boxed thinly: with their face track's id and state once a face
+    on them counts ('#7 unprotected'), else grey 'body 4 unknown' (a person whose face is turned away)."""
     from .people import PROTECTED, UNPROTECTED
 
     boxes = np.asarray(boxes).reshape(-1, 4)
@@ -42,12 +43,17 @@ def draw_people(frame, boxes, p_protected, track_ids, people, threshold=0.5):
         state = "static" if person.static else person.state
         color = GREY if not person.is_person else {PROTECTED: GREEN, UNPROTECTED: RED}.get(person.state, GREY)
         draw_track_box(frame, box, f"#{tid} {state}", color)
+    for body in people.bodies_in_view():  # thin: the person's face box, where seen, says more
+        person = people.get(body.face_id) if body.has_face else None
+        label = f"#{body.face_id} {person.state}" if person else f"body {body.track_id} unknown"
+        color = {PROTECTED: GREEN, UNPROTECTED: RED}.get(person.state, GREY) if person else GREY
+        draw_track_box(frame, body.box, label, color, thin=True)
     return frame
 
 
-def draw_track_box(frame, box, label, color):
+def draw_track_box(frame, box, label, color, thin=False):
     s = _scale(frame)
-    thickness = max(1, round(2 * s))
+    thickness = 1 if thin else max(1, round(2 * s))
     x1, y1, x2, y2 = np.asarray(box).round().astype(int)
     cv2.rectangle(frame, (x1, y1), (x2, y2), color, thickness, cv2.LINE_AA)
     _label(frame, label, (x1, y1), color, max(0.35, 0.5 * s), thickness)

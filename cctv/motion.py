@@ -7,8 +7,10 @@ margin and merged), or nothing (no change, no face: detection is skipped). `Gate
 with the same `detect()` contract and runs the plan; the cascade searches a rectangle on the whole frame's
 pyramid, so a face inside it comes out as whole-frame detection finds it (mtcnn.cascade.level_windows).
 
-Hook for tracking: `gate.request_keyframe()` makes the next frame a whole-frame detection (e.g. when a
-tracked person has stood still long enough for a face to appear without motion).
+Hooks for tracking: `gate.request_keyframe()` makes the next frame a whole-frame detection, and
+`gate.people_in_view` (set by the job after each frame) keeps whole frames every `keyframe_s` while tracked
+people are in view, even when they stand so still that nothing changes: a face that turns towards the camera
+without moving is found within `keyframe_s`, not at the next idle keyframe.
 """
 from collections import deque
 
@@ -74,7 +76,7 @@ class MotionGate:
     mode "on": gate always; "off": whole frames always; "auto": gate while the camera is still, whole frames
     while the view moves as a whole (a pan, a hand-held camera; see view_moves). A whole frame every
     `keyframe_s` seconds (and after request_keyframe()) finds faces that appeared without moving; while
-    nothing at all changed since the last one and no face is in view, only every `idle_keyframe_s` (an empty,
+    nothing at all changed since the last one and no face or person is in view, only every `idle_keyframe_s` (an empty,
     unchanged view would give the same answer). Rectangles covering more than `full_share` of the frame become
     the whole frame (cheaper in one piece)."""
 
@@ -93,6 +95,7 @@ class MotionGate:
         self.moving_votes = deque(maxlen=2)  # the last two half-second checks
         self.since_keyframe = None  # frames since the last whole-frame detection; None: none yet
         self.keyframe_requested = False
+        self.people_in_view = False  # set by the job from its tracks (see _keyframe_due)
         self.frames_seen = 0
 
     def request_keyframe(self):
@@ -133,7 +136,8 @@ class MotionGate:
     def _keyframe_due(self, faces):
         if self.since_keyframe is None or self.keyframe_requested:
             return True
-        wait = self.keyframe_every if self.changed or faces else self.idle_keyframe_every
+        busy = self.changed or faces or self.people_in_view
+        wait = self.keyframe_every if busy else self.idle_keyframe_every
         return self.since_keyframe + 1 >= wait
 
     def _keyframe(self):
@@ -201,20 +205,25 @@ class GatedDetector:
     def request_keyframe(self):
         self.gate.request_keyframe()
 
-    def detect(self, frames):
+    def detect(self, frames, landmarks=False):
+        """(boxes, probs) per frame, and ONet's 5 landmarks per face (N,5,2) with landmarks=True."""
         frames = list(frames)
         chunks = [frames] if self.batched else [[f] for f in frames]
-        boxes, probs = [], []
+        boxes, probs, points = [], [], []
         for chunk in chunks:
             plans = [self.gate.plan(f, self.memory.boxes) for f in chunk]
             for p in plans:
                 self.stats["whole" if p is None else "regions" if p else "skipped"] += 1
             if all(p is not None and not p for p in plans):
                 b, s = [np.zeros((0, 4), np.float32)] * len(chunk), [np.zeros(0, np.float32)] * len(chunk)
-            else:
-                b, s = self.mtcnn.detect(chunk, regions=plans)
+                lm = [np.zeros((0, 5, 2), np.float32)] * len(chunk)
+            elif landmarks:
+                b, s, lm = self.mtcnn.detect(chunk, landmarks=True, regions=plans)
+            else:  # a detector without landmarks will do
+                (b, s), lm = self.mtcnn.detect(chunk, regions=plans), [None] * len(chunk)
             boxes += b
             probs += s
+            points += lm
             for frame_boxes in b:
                 self.memory.update(frame_boxes)
-        return boxes, probs
+        return (boxes, probs, points) if landmarks else (boxes, probs)

@@ -43,13 +43,15 @@ ALERT_RULES = ("person", "frame")
 
 @dataclass
 class Faces:
-    """One frame's faces: boxes (N,4) x1,y1,x2,y2, MTCNN probabilities (N,), P(protected) (N,), and the
-    track id of each (N,) int, -1 = untracked (filled in by the job's tracker)."""
+    """One frame's faces: boxes (N,4) x1,y1,x2,y2, MTCNN probabilities (N,), P(protected) (N,), the
+    track id of each (N,) int, -1 = untracked (filled in by the job's tracker), and ONet's 5 landmarks (N,5,2)
+    where the detector gave them."""
     boxes: np.ndarray
     det_probs: np.ndarray
     p_protected: np.ndarray
     threshold: float = 0.5
     track_ids: np.ndarray = None
+    landmarks: np.ndarray = None
 
     def __post_init__(self):
         if self.track_ids is None:
@@ -117,13 +119,15 @@ class MaskPipeline:
         frames = list(frames)
         if not frames:
             return []
-        boxes, probs = self.gated.detect(frames) if self.gated else self.detector.detect(np.stack(frames))
+        detector = self.gated or self.detector
+        boxes, probs, points = detector.detect(frames if self.gated else np.stack(frames), landmarks=True)
         crops = [crop_faces(f, b, self.image_size, self.margin) for f, b in zip(frames, boxes)]
         counts = [len(c) for c in crops]
         scores = self.classifier.predict(np.concatenate(crops)) if sum(counts) else np.zeros(0, np.float32)
         split = np.split(scores, np.cumsum(counts)[:-1])
-        return [Faces(np.asarray(b, np.float32).reshape(-1, 4), np.asarray(p, np.float32), s, self.threshold)
-                for b, p, s in zip(boxes, probs, split)]
+        return [Faces(np.asarray(b, np.float32).reshape(-1, 4), np.asarray(p, np.float32), s, self.threshold,
+                      landmarks=np.asarray(lm, np.float32).reshape(-1, 5, 2))
+                for b, p, s, lm in zip(boxes, probs, split, points)]
 
 
 def paired_mtcnn(classifier, classifier_path):
@@ -465,6 +469,7 @@ class _Job:
         numbering and events file continue across restarts, its video is written in segments (next_video).
         `gate`: the motion.MotionGate or None; gate.request_keyframe() asks for a whole-frame detection.
         --record alerts writes clips (cctv.recording.AlertClips) instead of the video; none writes neither."""
+        from .bodies import BodyTracker
         from .people import People
         from .snapshots import SnapshotSaver, snapshots_dir
         from .tracking import FaceTracker
@@ -478,6 +483,7 @@ class _Job:
         self.voice = None if cfg.no_voice else VoiceAlert(cfg.alert_message, warn)
         self.tracker = FaceTracker(self.fps, high_prob=cfg.track_threshold)
         self.people = People(cfg.class_threshold, zone=zone, fps=self.fps)
+        self.bodies = BodyTracker(self.fps)  # people whose faces are turned away count too (not known)
         if cfg.alert_rule == "frame":
             self.monitor = AlertMonitor(cfg.alert_threshold, cfg.min_faces, cfg.alert_frames, cfg.alert_cooldown)
         else:
@@ -548,7 +554,11 @@ class _Job:
         if self.saver:
             self.saver.consider(frame, index, time_s, faces.boxes, faces.det_probs, faces.p_protected)
         faces.track_ids = self.tracker.update(faces.boxes, faces.det_probs)
-        self.people.update(time_s, faces.boxes, faces.det_probs, faces.p_protected, faces.track_ids, frame)
+        self.people.update(time_s, faces.boxes, faces.det_probs, faces.p_protected, faces.track_ids, frame,
+                           faces.landmarks, self.bodies.update(frame))
+        counts = self.people.counts()
+        if self.gate is not None:  # people standing still keep whole frames coming (cctv.motion)
+            self.gate.people_in_view = counts["in_view"] > 0
         event = self._judge(index, time_s, faces)
         if event:
             self.alerted.update(int(t) for t in event.track_ids)
@@ -567,7 +577,7 @@ class _Job:
         self.alerting = event is not None or (self.alerting and self._condition_holds())
         # Drawn only when recorded or shown: with --record alerts most frames are neither drawn nor encoded.
         item = AnnotatedFrame(frame, partial(self._draw, faces=faces, alert=self.alerting,
-                                             counts=self.people.counts() if self.cfg.alert_rule != "frame" else None))
+                                             counts=counts if self.cfg.alert_rule != "frame" else None))
         if self.writer:
             self.writer.write(item.image())
         if self.clips:
@@ -575,8 +585,7 @@ class _Job:
         if self.display and not self.display.show(item.image()):
             raise KeyboardInterrupt  # q in the window: stop as Ctrl-C does
         s.frames, s.faces, s.protected = s.frames + 1, s.faces + faces.total, s.protected + faces.protected
-        people = self.people.counts()
-        self.timeline.add(index, faces.total, faces.protected, people["in_view"], people["seen"])
+        self.timeline.add(index, faces.total, faces.protected, counts["in_view"], counts["seen"])
         self._housekeeping()
 
     def _blur(self, frame, faces):

@@ -91,6 +91,22 @@ def test_still_frames_skip_detection(shared_dir, mtcnn):
     assert counting.frames == 3
 
 
+def test_people_in_view_keep_the_regular_keyframes(shared_dir, mtcnn):
+    """A person standing so still that nothing changes (the same frame again and again): while the job's tracks
+    say someone is in view, whole frames keep coming every keyframe_s, not only at the idle keyframe."""
+    frame = next(read_frames(shared_dir / FOOTAGE / "one_by_one_people.mp4", 0, 1))
+    counting = CountingDetector(mtcnn)
+    gated = GatedDetector(counting, MotionGate(10, mode="on", keyframe_s=1.0, idle_keyframe_s=3.0))
+    gated.gate.people_in_view = True
+    for _ in range(30):
+        gated.detect([frame.copy()])
+    assert gated.stats["whole"] == 3  # frames 0, 10 and 20; without people only frame 0 (idle: every 30)
+    gated.gate.people_in_view = False
+    for _ in range(25):
+        gated.detect([frame.copy()])
+    assert gated.stats["whole"] == 4  # the idle cadence again: frame 50 (30 frames after frame 20)
+
+
 def test_auto_mode_turns_gating_off_on_a_panning_source(tmp_path, mtcnn):
     """The demo clip pans and zooms: auto mode sees the whole view moving and detects whole frames; on a
     still camera it keeps gating."""

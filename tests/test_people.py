@@ -7,7 +7,7 @@ import pytest
 from cctv.alerts import PersonAlertMonitor
 from cctv.errors import UserError
 from cctv.exit_zone import parse_exit_zone
-from cctv.people import PROTECTED, UNKNOWN, UNPROTECTED, People, PeopleSettings, vote_weight
+from cctv.people import PROTECTED, UNKNOWN, UNPROTECTED, People, PeopleSettings, face_likeness, vote_weight
 from cctv.snapshots import SnapshotSaver
 from cctv.tracking import FaceTracker
 
@@ -70,6 +70,74 @@ def test_state_is_unknown_until_enough_evidence_then_decided():
     assert people.get(1).state == UNKNOWN  # one frame is not enough
     feed(people, None, frames_of(6, walker(1, 0.05)))
     assert people.get(1).state == UNPROTECTED
+
+
+# ONet's 5 landmarks (eyes, nose, mouth corners) relative to the box centre, in box sizes
+FACE_POINTS = np.array([[-0.2, -0.15], [0.2, -0.15], [0.0, 0.05], [-0.15, 0.25], [0.15, 0.25]])
+BACK_OF_HEAD_POINTS = np.array([[-0.17, -0.2], [0.17, -0.2], [0.0, 0.17], [-0.12, 0.2], [0.12, 0.2]])
+
+
+def points_in(box, layout):
+    x1, y1, x2, y2 = box
+    return np.array([(x1 + x2) / 2, (y1 + y2) / 2]) + layout * (x2 - x1)
+
+
+def walk_with_points(people, layout, p_protected, det_prob=0.8, frames=40):
+    monitor, alerts = PersonAlertMonitor(), []
+    for i in range(frames):
+        box = box_at(60 + 6 * i, 120, size=40)
+        people.update(i / FPS, np.array([box], np.float32), [det_prob], [p_protected], [1],
+                      frame_with([(box, True)]), np.array([points_in(box, layout)]))
+        if monitor.update(i, i / FPS, 1, int(p_protected >= 0.5), people):
+            alerts.append(i)
+    return alerts
+
+
+def test_landmarks_of_a_back_of_a_head_are_not_a_face_unless_mtcnn_is_sure():
+    box = box_at(100, 100, 40)
+    face, back = points_in(box, FACE_POINTS)[None], points_in(box, BACK_OF_HEAD_POINTS)[None]
+    assert face_likeness(face, [0.8]) == 1.0 and face_likeness(back, [0.8]) == 0.0
+    assert face_likeness(back, [0.99]) == 1.0  # a bowed head that MTCNN is sure of
+    upside_down = face.copy()
+    upside_down[:, :, 1] *= -1
+    assert face_likeness(upside_down, [0.8]) == 0.0
+
+
+def test_a_back_of_a_head_called_unprotected_stays_unknown_and_raises_no_alert():
+    people = People(fps=FPS)
+    assert walk_with_points(people, BACK_OF_HEAD_POINTS, 0.05) == []
+    assert people.get(1).state == UNKNOWN and people.get(1).is_person  # counted, not known
+    people = People(fps=FPS)
+    assert len(walk_with_points(people, FACE_POINTS, 0.05)) == 1  # the same votes on a face: an alert
+    assert people.get(1).state == UNPROTECTED
+
+
+def test_a_masked_face_needs_no_face_like_landmarks():
+    """A mask hides the nose and mouth that the landmarks would place: protected votes count as they are."""
+    people = People(fps=FPS)
+    walk_with_points(people, BACK_OF_HEAD_POINTS, 0.95)
+    assert people.get(1).state == PROTECTED
+
+
+def test_backs_of_heads_on_real_footage_are_told_from_real_faces(shared_dir):
+    """MTCNN on one_by_one_people.mp4 frame 340 finds the back of a head (probability 0.78); on
+    four_people_masking.mp4 it finds the four people's faces: only the faces look like faces."""
+    import av
+    from mtcnn import MTCNN
+
+    def frame(name, index):
+        with av.open(str(shared_dir / "data" / "footage" / name)) as container:
+            for i, f in enumerate(container.decode(video=0)):
+                if i == index:
+                    return f.to_ndarray(format="rgb24")
+
+    mtcnn = MTCNN(keep_all=True, select_largest=False)
+    boxes, probs, points = mtcnn.detect(frame("one_by_one_people.mp4", 340), landmarks=True)
+    assert len(boxes) == 1 and probs[0] < PeopleSettings().sure_prob
+    assert face_likeness(points, probs)[0] == 0.0
+    boxes, probs, points = mtcnn.detect(frame("four_people_masking.mp4", 0), landmarks=True)
+    assert len(boxes) >= 4
+    assert (face_likeness(points, np.zeros(len(probs))) > 0.5).sum() >= 4  # by the landmarks alone
 
 
 def test_a_person_who_puts_a_mask_on_changes_state_after_enough_evidence():
