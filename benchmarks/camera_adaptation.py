@@ -18,7 +18,7 @@ boxes on the held-out frames (all false: no face is visible), the main job's ale
 part, facemask853's test photos (AP@0.5, recall, false boxes), four_people_masking.mp4 (labeled faces found,
 other boxes per frame). Everything is written under --work_dir (runs/, git-ignored).
 
-    .venv/bin/python benchmarks/camera_adaptation.py --threads 2
+    .venv/bin/python benchmarks/camera_adaptation.py --threads 2 [--control] [--active_learning]   # about 45 min
 """
 import argparse
 import dataclasses
