@@ -167,7 +167,8 @@ def test_ctrl_c_leaves_a_playable_video_of_what_was_processed(tmp_path, detector
     proc = subprocess.Popen(
         [sys.executable, "cctv_mask_detector.py", "--footage_path", str(four_people), "--output_path", str(out),
          "--detector_model_path", detector_model, "--no_voice", "--batch_size", "2", "--threads", "2"],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # Ctrl-C reaches it even under nohup &
     stderr, progressed = [], threading.Event()
 
     def read_stderr():
