@@ -102,14 +102,18 @@ class PersonAlertMonitor:
         self.threshold, self.min_people = threshold, min_people
         self.count = 0
 
+    def holds(self, protected, decided):
+        """The rule's condition: enough people with a decided state, too few of them protected."""
+        return decided >= self.min_people and protected / decided < self.threshold
+
     def update(self, frame, time_s, faces, protected, people):
         from .people import PROTECTED, UNPROTECTED
 
         decided = [p for p in people.in_view() if p.state in (PROTECTED, UNPROTECTED)]
         n_protected = sum(p.state == PROTECTED for p in decided)
-        ratio = n_protected / len(decided) if decided else 1.0
-        if len(decided) < self.min_people or ratio >= self.threshold:
+        if not self.holds(n_protected, len(decided)):
             return None
+        ratio = n_protected / len(decided)
         named = [p for p in decided if p.state == UNPROTECTED and not p.alerted
                  and (people.zone is None or p.heading_out)]
         if not named:

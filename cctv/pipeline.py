@@ -574,7 +574,7 @@ class _Job:
                 self.writer.add_audio_clip(time_s)
             if self.voice:
                 self.voice.say()
-        self.alerting = event is not None or (self.alerting and self._condition_holds())
+        self.alerting = event is not None or (self.alerting and self._condition_holds(counts))
         # Drawn only when recorded or shown: with --record alerts most frames are neither drawn nor encoded.
         item = AnnotatedFrame(frame, partial(self._draw, faces=faces, alert=self.alerting,
                                              counts=counts if self.cfg.alert_rule != "frame" else None))
@@ -627,14 +627,12 @@ class _Job:
             return self.monitor.update(index, time_s, faces.total, faces.protected, self.people, unprotected)
         return self.monitor.update(index, time_s, faces.total, faces.protected, self.people)
 
-    def _condition_holds(self):
+    def _condition_holds(self, counts):
         """Whether what raised the alert is still so: the frame rule's streak goes on, or too few of the
-        decided people in view are protected."""
+        decided people in view (`counts`: this frame's People.counts()) are protected."""
         if self.cfg.alert_rule == "frame":
             return self.monitor.streak > 0
-        counts = self.people.counts()
-        decided = counts["protected"] + counts["unprotected"]
-        return decided >= self.monitor.min_people and counts["protected"] / decided < self.monitor.threshold
+        return self.monitor.holds(counts["protected"], counts["protected"] + counts["unprotected"])
 
     def _draw(self, frame, faces, alert, counts):
         """counts: the people counts when the frame was seen (a clip's lead-in is drawn later)."""
