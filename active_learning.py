@@ -19,7 +19,7 @@ if str(ROOT) not in sys.path:
 from cctv.active_learning import LoopConfig, run_loop, status_report  # noqa: E402
 from cctv.active_learning.training import TrainSettings  # noqa: E402
 from cctv.atomic import write_json  # noqa: E402
-from cctv.cli import make_parser, settings_defaults  # noqa: E402
+from cctv.cli import add_threads, make_parser, settings_defaults  # noqa: E402
 from cctv.errors import UserError, cli_main  # noqa: E402
 from cctv.threads import lower_priority, set_threads  # noqa: E402
 
@@ -73,7 +73,7 @@ def build_parser():
                    help="Suite project: upload batches (dataset batch-<N>) and download labels with spb")
     p.add_argument("--spb_ready_statuses", default=",".join(d.spb_ready_statuses),
                    help="Suite label statuses that count as labeled (comma-separated)")
-    p.add_argument("--threads", type=int, default=d.threads, help="torch CPU threads")
+    add_threads(p, d.threads, "torch CPU threads")
     p.add_argument("--nice", type=int, default=int(os.environ.get("CCTV_AL_NICE", 10)),
                    help="run: this much nicer than the main job, which keeps its frame rate (0: don't; "
                         "default from CCTV_AL_NICE, which the test run sets to 0)")

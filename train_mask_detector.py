@@ -12,7 +12,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from cctv.classifier import ARCHITECTURES  # noqa: E402
-from cctv.cli import make_parser, settings_defaults  # noqa: E402
+from cctv.cli import add_threads, make_parser, settings_defaults  # noqa: E402
 from cctv.errors import cli_main  # noqa: E402
 from cctv.labels import add_class_map_argument  # noqa: E402
 from cctv.mask_training import TrainConfig, run_training  # noqa: E402
@@ -59,7 +59,7 @@ def parse_opt(argv=None):
     p.add_argument("--no_augment", dest="augment", action="store_false", default=d.augment,
                    help="train without augmentation")
     p.add_argument("--cache_dir", default=d.cache_dir, help="where MTCNN face crops are cached")
-    p.add_argument("--threads", type=int, default=d.threads, help="torch CPU threads")
+    add_threads(p, d.threads, "torch CPU threads")
     return p.parse_args(argv)
 
 
