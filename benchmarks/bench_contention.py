@@ -103,10 +103,10 @@ def clean_env(extra):
 
 
 def setup_of(name):
-    """(environment, threads) of a setup name: one of SETUPS, or spin:N."""
+    """(environment, threads) of a setup name: one of SETUPS, or spin:N; None for an unknown name."""
     if name.startswith("spin:") and name[5:].isdigit():
         return {"GOMP_SPINCOUNT": name[5:]}, "threads"
-    return SETUPS[name]
+    return SETUPS.get(name)
 
 
 def run_job(setup, opt, out):
@@ -143,7 +143,7 @@ class Competitor:
 
 def main(opt):
     setups = [s.strip() for s in opt.setups.split(",")]
-    unknown = {s for s in setups if s not in SETUPS and not (s.startswith("spin:") and s[5:].isdigit())}
+    unknown = {s for s in setups if setup_of(s) is None}
     if unknown:
         raise SystemExit(f"error: --setups: unknown {', '.join(sorted(unknown))}")
     best = {s: {"alone": 0.0, "contended": 0.0, "threads": set(), "timed_out": set()} for s in setups}
