@@ -17,8 +17,12 @@ between the processes of a session; so the job and its competitor run in this be
 they share what the machine gives it as two processes on a dedicated box would share the box.
 
 Setups:
-  spin           --threads, libgomp's default wait (spin ~3 ms before sleeping; GOMP_SPINCOUNT=300000): before
-  passive        --threads, OMP_WAIT_POLICY=PASSIVE (what cctv sets on import): waiting threads sleep at once
+  governed       what the job does: libgomp's default wait, and its ThreadGovernor (cctv.threads) runs --threads on
+                 an idle machine, fewer while other processes keep cores busy
+  spin           --threads always (--fixed_threads), libgomp's default wait (spin ~3 ms before sleeping;
+                 GOMP_SPINCOUNT=300000): the job before issue 21
+  passive        --threads always, OMP_WAIT_POLICY=PASSIVE (what `import cctv` sets for the other scripts): waiting
+                 threads sleep at once; the job's setting before the governor
   one thread     1 thread (no OpenMP team, nothing to wait for)
   free cores     the cores the load average leaves free (cctv.threads.free_cores), libgomp's default wait
   free+passive   both
@@ -41,8 +45,9 @@ SHARED = Path(os.environ.get("CCTV_SHARED_DIR", ROOT.parent / "shared"))
 
 SPIN = {"GOMP_SPINCOUNT": "300000"}  # libgomp's default when no policy is set (cctv sets PASSIVE otherwise)
 PASSIVE = {"OMP_WAIT_POLICY": "PASSIVE"}
-SETUPS = {"spin": (SPIN, "threads"), "passive": (PASSIVE, "threads"), "one thread": (PASSIVE, "1"),
-          "free cores": (SPIN, "free"), "free+passive": (PASSIVE, "free"),
+GOVERNED = "governed"  # threads: --threads at most, the job's ThreadGovernor lowers them while others keep cores busy
+SETUPS = {"governed": (SPIN, GOVERNED), "spin": (SPIN, "threads"), "passive": (PASSIVE, "threads"),
+          "one thread": (PASSIVE, "1"), "free cores": (SPIN, "free"), "free+passive": (PASSIVE, "free"),
           "passive+bind": ({**PASSIVE, "OMP_PROC_BIND": "true"}, "threads")}
 
 JOB = r"""
@@ -50,10 +55,11 @@ import json, sys
 sys.path.insert(0, sys.argv[1])
 from cctv.threads import free_cores
 import cctv_mask_detector
-threads = free_cores() if sys.argv[4] == "free" else int(sys.argv[4])
-s = cctv_mask_detector.run(footage_path=sys.argv[2], output_path=sys.argv[3], threads=threads,
+governed = sys.argv[4].startswith("governed:")
+threads = free_cores() if sys.argv[4] == "free" else int(sys.argv[4].split(":")[-1])
+s = cctv_mask_detector.run(footage_path=sys.argv[2], output_path=sys.argv[3], threads=threads, fixed_threads=not governed,
                            max_frames=int(sys.argv[5]), no_voice=True, quiet=True)
-print(json.dumps({"fps": s.fps, "threads": threads}))
+print(json.dumps({"fps": s.fps, "threads": f"<={threads}" if governed else threads}))
 """
 
 COMPETITORS = {
@@ -111,7 +117,7 @@ def setup_of(name):
 
 def run_job(setup, opt, out):
     env, threads = setup_of(setup)
-    threads = str(opt.threads) if threads == "threads" else threads
+    threads = {"threads": str(opt.threads), GOVERNED: f"{GOVERNED}:{opt.threads}"}.get(threads, threads)
     try:
         r = subprocess.run([sys.executable, "-c", JOB, str(ROOT), opt.clip, str(out), threads, str(opt.frames)],
                            env=clean_env(env), capture_output=True, text=True, timeout=opt.timeout)

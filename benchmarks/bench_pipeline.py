@@ -25,6 +25,7 @@ ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("CCTV_SHARED_DIR", ROOT.parent / "shared"))
 sys.path.insert(0, str(ROOT))
 
+import cctv_mask_detector  # noqa: E402,F401  first: the job's threading (spinning waits, a ThreadGovernor) before torch loads
 from cctv.pipeline import default_batch_size  # noqa: E402
 from cctv.threads import set_threads  # noqa: E402
 

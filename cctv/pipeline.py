@@ -30,7 +30,7 @@ from .tables import format_table
 from .timeline import Timeline, iso, now, timeline_path, write_manifest
 from .motion import MODES as MOTION_MODES
 from .recording import RECORD_MODES, AlertClips, AnnotatedFrame, default_record_mode
-from .threads import codec_threads
+from .threads import ThreadGovernor, codec_threads
 from .video import (URL_SCHEMES, BackgroundWriter, VideoWriter, check_writable, check_writable_dir, open_source,
                     partial_path, prefetch)
 
@@ -152,6 +152,7 @@ class JobConfig:
     device: str = "cpu"
     batch_size: int | None = None  # None: default_batch_size(device)
     threads: int = 0
+    fixed_threads: bool = False
     thresholds: list | None = None
     min_face_size: int | None = None
     class_threshold: float = 0.5
@@ -436,8 +437,10 @@ def _watch(cfg, pipeline, source, warn, on_frame=None):
         job = _Job(cfg, info, warn, batch_size, zone, gate=gate)
         progress = tqdm(total=total, unit="frame", desc=info.stem, disable=cfg.quiet, dynamic_ncols=True)
         failed = True  # until the loop ends normally
+        governor = _thread_governor(cfg)
         try:
             for n, batch in enumerate(_batches(frames, batch_size)):
+                governor()
                 if n % TRIM_EVERY_BATCHES == 0:
                     release_freed_memory()
                 for frame, faces in zip(batch, pipeline(batch)):
@@ -456,6 +459,16 @@ def _watch(cfg, pipeline, source, warn, on_frame=None):
                 job.summary.detection = dict(pipeline.gated.stats) if pipeline.gated else None
                 job.close(failed)
     return job.summary
+
+
+def _thread_governor(cfg):
+    """On the CPU, torch's threads follow the cores other work leaves free (cctv.threads.ThreadGovernor);
+    --fixed_threads keeps --threads."""
+    if cfg.fixed_threads or not str(cfg.device).startswith("cpu"):
+        return lambda: None
+    import torch
+
+    return ThreadGovernor(torch.get_num_threads())
 
 
 class _Job:

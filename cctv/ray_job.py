@@ -41,7 +41,9 @@ def init_ray(address=None, num_cpus=None, object_store_memory=None):
     if ray.is_initialized():
         return False
     # every node imports the package from the same path (the repository on shared storage on a cluster)
-    runtime_env = {"env_vars": {"PYTHONPATH": str(REPO_ROOT), "OMP_WAIT_POLICY": "PASSIVE"}}
+    # actors keep a fixed thread count, so their OpenMP threads wait passively (not the spinning the driver's
+    # cctv_mask_detector.py chose for itself: GOMP_SPINCOUNT would override the policy)
+    runtime_env = {"env_vars": {"PYTHONPATH": str(REPO_ROOT), "OMP_WAIT_POLICY": "PASSIVE", "GOMP_SPINCOUNT": "0"}}
     kwargs = dict(address=address, runtime_env=runtime_env, log_to_driver=False, logging_level="WARNING")
     if not address:
         kwargs.update(num_cpus=num_cpus, include_dashboard=False, object_store_memory=object_store_memory)

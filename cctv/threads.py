@@ -7,12 +7,15 @@ With OMP_WAIT_POLICY=PASSIVE a waiting thread sleeps at once, and under contenti
 fair share (benchmarks/bench_contention.py, README "Threads and shared machines").
 
 libgomp reads the policy once, when torch is loaded, so `prefer_passive_wait()` runs on `import cctv`,
-before any cctv module imports torch; an OMP_WAIT_POLICY or GOMP_SPINCOUNT set by the user wins.
+before any cctv module imports torch; an OMP_WAIT_POLICY or GOMP_SPINCOUNT set by the user wins. The main job
+is the exception: it keeps the spinning (20-30% faster on an idle machine) and a `ThreadGovernor` drops it to
+one thread, which never waits for another, while other work keeps the cores busy.
 `set_threads(n)` is called first thing by every script's run() (or main()) and by the benchmarks; never by library
 code (a caller of run_job or run_training sets its own).
 """
 import os
 import sys
+import time
 
 from .errors import check_threads
 
@@ -90,3 +93,44 @@ def _has_terminal():
         return True
     except OSError:
         return False
+
+
+class ThreadGovernor:
+    """Keeps torch's and OpenCV's threads at what the machine's other work leaves free: `threads` on an idle machine, fewer
+    while other processes keep cores busy. Called once per frame (or batch) from the thread that runs torch
+    (OpenMP's thread count belongs to the calling thread); it looks at the CPU accounting at most every
+    `period_s`. Others' use = all cores' busy time minus this process's own, so this process's threads, spinning
+    or not, never count against it."""
+
+    def __init__(self, threads: int, period_s: float = 0.5):
+        self.cap, self.period_s = threads, period_s
+        self.threads = threads
+        self.changes = 0
+        self._last = self._sample()
+
+    @staticmethod
+    def _sample():
+        try:
+            with open("/proc/stat") as f:
+                cpu = [int(v) for v in f.readline().split()[1:]]
+            with open("/proc/self/stat") as f:
+                own = f.read().rsplit(")", 1)[1].split()
+        except (OSError, ValueError, IndexError):  # not Linux
+            return None
+        busy = sum(cpu) - cpu[3] - cpu[4]  # all but idle and iowait
+        return time.monotonic(), busy, int(own[11]) + int(own[12])  # utime + stime, in clock ticks
+
+    def __call__(self) -> int:
+        if self._last is None or time.monotonic() - self._last[0] < self.period_s:
+            return self.threads
+        now = self._sample()
+        wall, busy, own = (a - b for a, b in zip(now, self._last))
+        self._last = now
+        others = max(0.0, (busy - own) / os.sysconf("SC_CLK_TCK") / wall)  # cores
+        want = max(1, min(self.cap, int(usable_cores() - others + 0.5)))
+        if want != self.threads:
+            sys.modules["torch"].set_num_threads(want)
+            if "cv2" in sys.modules:  # OpenCV's pool spins a while too before its threads sleep
+                sys.modules["cv2"].setNumThreads(want)
+            self.threads, self.changes = want, self.changes + 1
+        return self.threads
