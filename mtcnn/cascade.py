@@ -58,17 +58,17 @@ def pnet_stage(pnet_raw, integral, min_face_size, factor, threshold, regions=Non
     so the faces found in it are those whole-frame detection finds there."""
     h, w = integral.shape[1] - 1, integral.shape[2] - 1
     scales = pyramid_scales(h, w, min_face_size, factor)
-    found = []
-    for s, scale in enumerate(scales):
-        size = (int(h * scale + 1), int(w * scale + 1))
-        for rows, cols in level_windows(regions, scale, *size):
-            reg, logits = pnet_raw(pyramid_level(integral, *size, scale, rows, cols))
-            c = _pnet_boxes(reg, logits, scale, threshold, (cols.start // PNET_STRIDE, rows.start // PNET_STRIDE))
-            found.append((c, torch.full_like(c.image, s)))
-    if not found:
+    canvas = regions is not None and integral.device.type == "cpu" and hasattr(pnet_raw, "canvas")
+    windows = _windows(regions, scales, h, w, PNET_STRIDE if canvas else None)
+    if not windows:
         return _empty(integral.device)
-    c = _cat([f[0] for f in found])
-    per_scale = c.image * len(scales) + torch.cat([f[1] for f in found])
+    if canvas and len(windows) > 1:
+        c, level = _pnet_on_canvas(pnet_raw, integral, windows, threshold)
+        if c is None:  # too large for one canvas
+            c, level = _pnet_per_window(pnet_raw, integral, _windows(regions, scales, h, w), threshold)
+    else:
+        c, level = _pnet_per_window(pnet_raw, integral, windows, threshold)
+    per_scale = c.image * len(scales) + level
     # NMS within each image and scale; kept in scale order so that ties at the next NMS break as in MTCNN
     c = c.take(batched_nms(c.boxes[:, :4], c.scores, per_scale, 0.5).sort().values)
     c = c.take(batched_nms(c.boxes[:, :4], c.scores, c.image, 0.7))
@@ -77,7 +77,130 @@ def pnet_stage(pnet_raw, integral, min_face_size, factor, threshold, regions=Non
     return Candidates(square(corners), c.scores, c.image)
 
 
-def level_windows(regions, scale, height, width):
+def _windows(regions, scales, height, width, quantum=None):
+    """(level index, scale, level size, rows, cols) of each window to search (see level_windows)."""
+    return [(s, scale, size, rows, cols) for s, scale in enumerate(scales)
+            for size in [(int(height * scale + 1), int(width * scale + 1))]
+            for rows, cols in level_windows(regions, scale, *size, quantum)]
+
+
+def _pnet_per_window(pnet_raw, integral, windows, threshold):
+    """PNet on each window (a whole level, or a part of one) by itself: (Candidates, their level index)."""
+    found, levels = [], []
+    for s, scale, size, rows, cols in windows:
+        reg, logits = pnet_raw(pyramid_level(integral, *size, scale, rows, cols))
+        found.append(_pnet_boxes(reg, logits, scale, threshold, (cols.start // PNET_STRIDE, rows.start // PNET_STRIDE)))
+        levels.append(torch.full_like(found[-1].image, s))
+    return _cat(found), torch.cat(levels)
+
+
+CANVAS_MAX_PIXELS = 512 * 512  # larger: window by window, where PNet runs in row bands
+CANVAS_QUANTUM = 32  # canvas sides come in multiples of this: oneDNN reuses its compiled convolutions
+
+
+def _pnet_on_canvas(pnet_raw, integral, windows, threshold):
+    """_pnet_per_window's answer from one PNet call: the windows side by side on one canvas, each at even
+    coordinates (PNet's stride-2 grid). A cell whose 12-px field lies inside one window scores as it does on
+    that window alone; the others are dropped. A window with an odd side ends in a half pooling cell, which
+    pnet_raw.canvas closes with a copy of its last column or row (max(x, x) = x, as ceil-mode pooling keeps
+    it). Region frames search 9-10 small windows: one call instead of 9-10 saves most of their cost."""
+    layout = CanvasLayout([(rows.stop - rows.start, cols.stop - cols.start) for _, _, _, rows, cols in windows])
+    if layout.height * layout.width > CANVAS_MAX_PIXELS:
+        return None, None
+    reg, logits = pnet_raw.canvas(_fill_canvas(integral, windows, layout), layout.odd_columns, layout.odd_rows)
+    window, cell_y, cell_x = layout.cell_map(reg.shape[2], reg.shape[3])
+    margin = logits[:, 1] - logits[:, 0]
+    image, yy, xx = torch.nonzero((margin >= _logit(threshold) - 1e-6) & (window >= 0), as_tuple=True)
+    probs = torch.softmax(logits[image, :, yy, xx], dim=1)[:, 1]
+    keep = probs >= threshold
+    image, yy, xx, probs = image[keep], yy[keep], xx[keep], probs[keep]
+    win = window[yy, xx]
+    order = torch.argsort(((win * integral.shape[0] + image) * reg.shape[2] + yy) * reg.shape[3] + xx)  # as per window
+    image, yy, xx, probs, win = image[order], yy[order], xx[order], probs[order], win[order]
+    starts = torch.tensor([[cols.start // PNET_STRIDE, rows.start // PNET_STRIDE] for *_, rows, cols in windows])
+    cell = torch.stack([cell_x[yy, xx], cell_y[yy, xx]], dim=1) + starts[win]
+    scale = torch.tensor([w[1] for w in windows], dtype=reg.dtype)[win][:, None]
+    top_left = ((PNET_STRIDE * cell.to(reg.dtype) + 1) / scale).floor()
+    bottom_right = ((PNET_STRIDE * cell.to(reg.dtype) + PNET_CELL) / scale).floor()
+    boxes = torch.cat([top_left, bottom_right, reg[image, :, yy, xx]], dim=1)
+    level = torch.tensor([w[0] for w in windows], dtype=torch.long)[win]
+    return Candidates(boxes, probs, image), level
+
+
+def _fill_canvas(integral, windows, layout):
+    """The canvas (B,3,height,width) float, channels-last: each window's pixels of its pyramid level at its
+    origin, zeros elsewhere."""
+    canvas = torch.zeros((integral.shape[0], layout.height, layout.width, 3)).permute(0, 3, 1, 2)
+    for (s, scale, size, rows, cols), (y, x) in zip(windows, layout.origins):
+        canvas[:, :, y:y + rows.stop - rows.start, x:x + cols.stop - cols.start] = \
+            pyramid_level(integral, *size, scale, rows, cols)
+    return canvas
+
+
+class CanvasLayout:
+    """Where each window (height, width) goes on a canvas: skyline packing, each window at even coordinates
+    and an even distance from the next (see _pnet_on_canvas)."""
+
+    def __init__(self, sizes):
+        even = [(h + h % 2, w + w % 2) for h, w in sizes]
+        side = math.sqrt(sum(h * w for h, w in even))
+        widest = max(w for _, w in even)
+        self.sizes = sizes
+        # the smallest canvas of a few widths tried (a frame has about 10 windows)
+        self.height, self.width, self.origins = min(
+            (self._skyline(even, _round_up(max(widest, int(k * side)), CANVAS_QUANTUM)) for k in (1.0, 1.2, 1.5, 2.0)),
+            key=lambda packed: (packed[0] * packed[1], packed[1]))
+        # conv1's output column (row) beyond an odd window's last one, over the window's rows (columns)
+        self.odd_columns = [(y, y + h - 2, x + w - 2) for (h, w), (y, x) in zip(sizes, self.origins) if w % 2]
+        self.odd_rows = [(x, x + w - 1, y + h - 2) for (h, w), (y, x) in zip(sizes, self.origins) if h % 2]
+
+    @staticmethod
+    def _skyline(even, width):
+        """(height, width, origins) of skyline packing at this width: tallest windows first, each at the lowest
+        place where it fits (then the leftmost)."""
+        sky = [(0, width, 0)]  # the canvas's filled outline: (x, width, top) segments, left to right
+        origins = [None] * len(even)
+        for i in sorted(range(len(even)), key=lambda i: (-even[i][0], -even[i][1])):
+            h, w = even[i]
+            y, x = min((max(top for sx, sw, top in sky if sx < x + w and sx + sw > x), x)
+                       for x, _, _ in sky if x + w <= width)
+            origins[i] = (y, x)
+            cut = [(sx, sw, top) for sx, sw, top in sky if sx + sw <= x or sx >= x + w]
+            cut += [(sx, x - sx, top) for sx, sw, top in sky if sx < x < sx + sw]
+            cut += [(x + w, sx + sw - x - w, top) for sx, sw, top in sky if sx < x + w < sx + sw]
+            sky = []
+            for seg in sorted(cut + [(x, w, y + h)]):  # neighbours of one height become one segment
+                if sky and sky[-1][2] == seg[2]:
+                    sky[-1] = (sky[-1][0], sky[-1][1] + seg[1], seg[2])
+                else:
+                    sky.append(seg)
+        return _round_up(max(top for _, _, top in sky), CANVAS_QUANTUM), width, origins
+
+    def cell_map(self, out_height, out_width):
+        """For each of PNet's output cells on the canvas: its window (-1: none, the cell's field crosses an
+        edge) and its cell coordinates within that window, as (out_height, out_width) long tensors."""
+        window = torch.full((out_height, out_width), -1, dtype=torch.long)
+        cell_y = torch.zeros((out_height, out_width), dtype=torch.long)
+        cell_x = torch.zeros((out_height, out_width), dtype=torch.long)
+        for i, ((h, w), (y, x)) in enumerate(zip(self.sizes, self.origins)):
+            rows, cols = _pnet_cells(h), _pnet_cells(w)
+            y0, x0 = y // PNET_STRIDE, x // PNET_STRIDE
+            window[y0:y0 + rows, x0:x0 + cols] = i
+            cell_y[y0:y0 + rows, x0:x0 + cols] = torch.arange(rows)[:, None]
+            cell_x[y0:y0 + rows, x0:x0 + cols] = torch.arange(cols)[None, :]
+        return window, cell_y, cell_x
+
+
+def _round_up(n, quantum):
+    return -(-n // quantum) * quantum
+
+
+def _pnet_cells(length):
+    """PNet's output cells along a side of `length` pixels (ceil-mode pooling, then two 3x3 convolutions)."""
+    return (length - 1) // 2 - 4
+
+
+def level_windows(regions, scale, height, width, quantum=None):
     """The parts (row slice, column slice) of a pyramid level of height x width to run PNet on: the whole
     level, or for each region the level's pixels under it grown by one PNet window (12 px) on every side, so
     that every window touching the region is scored. A part starts on an even pixel and has an even size
@@ -87,8 +210,8 @@ def level_windows(regions, scale, height, width):
         return [(slice(0, height), slice(0, width))]
     boxes = []
     for x1, y1, x2, y2 in regions:
-        rows = _aligned_span(y1 * scale - PNET_CELL, y2 * scale + PNET_CELL, height)
-        cols = _aligned_span(x1 * scale - PNET_CELL, x2 * scale + PNET_CELL, width)
+        rows = _aligned_span(y1 * scale - PNET_CELL, y2 * scale + PNET_CELL, height, quantum)
+        cols = _aligned_span(x1 * scale - PNET_CELL, x2 * scale + PNET_CELL, width, quantum)
         if rows[1] - rows[0] >= PNET_CELL and cols[1] - cols[0] >= PNET_CELL:
             boxes.append([cols[0], rows[0], cols[1], rows[1]])
     return [(slice(b[1], b[3]), slice(b[0], b[2])) for b in merge_boxes(boxes)]
@@ -130,6 +253,8 @@ def _pnet_boxes(reg, logits, scale, threshold, cell_offset=(0, 0)):
     # softmax(l)[1] >= t  <=>  l1 - l0 >= logit(t): the softmax is then computed for the candidates only.
     margin = logits[:, 1] - logits[:, 0]
     image, yy, xx = torch.nonzero(margin >= _logit(threshold) - 1e-6, as_tuple=True)
+    if len(image) == 0:  # most windows of a region: skip the dozen calls below
+        return Candidates(reg.new_zeros((0, 8)), reg.new_zeros(0), image)
     probs = torch.softmax(logits[image, :, yy, xx], dim=1)[:, 1]
     keep = probs >= threshold
     image, yy, xx, probs = image[keep], yy[keep], xx[keep], probs[keep]

@@ -27,6 +27,7 @@ class PNet(nn.Module):
         self.conv4_1 = nn.Conv2d(32, 2, kernel_size=1)
         self.conv4_2 = nn.Conv2d(32, 4, kernel_size=1)
         self._detection_cache = (None, None)
+        self._parameters_list = None
 
     def forward(self, x):
         """x: (B,3,H,W) standardised. Returns box regression (B,4,h,w) and face/non-face logits (B,2,h,w)."""
@@ -55,9 +56,27 @@ class PNet(nn.Module):
         heads = _in_row_bands(rest, x, x.shape[2] - 4, stride=1, halo=4)
         return heads[:, :4], heads[:, 4:]
 
+    def forward_raw_canvas(self, x, odd_columns=(), odd_rows=()):
+        """forward_raw on a canvas of windows (cascade._pnet_on_canvas), in one piece: before pooling, conv1's
+        output column c over rows [r0, r1) takes a copy of column c-1 for each (r0, r1, c) in odd_columns,
+        and row r over columns [c0, c1) a copy of row r-1 for each (c0, c1, r) in odd_rows, so that a window
+        with an odd side keeps its last half pooling cell as ceil-mode pooling on it alone would."""
+        w = self._detection_weights()
+        x = nn.functional.prelu(nn.functional.conv2d(x, w["conv1"], w["bias1"]), w["prelu1"])
+        for r0, r1, c in odd_columns:
+            x[:, :, r0:r1, c] = x[:, :, r0:r1, c - 1]
+        for c0, c1, r in odd_rows:
+            x[:, :, r, c0:c1] = x[:, :, r - 1, c0:c1]
+        x = max_pool_2x2(x)
+        x = self.prelu2(nn.functional.conv2d(x, w["conv2"], self.conv2.bias))
+        heads = nn.functional.conv2d(self.prelu3(self.conv3(x)), w["heads"], w["bias_heads"])
+        return heads[:, :4], heads[:, 4:]
+
     def _detection_weights(self):
         """forward_raw's weights, made again only when the parameters change (fine-tuning trains in place)."""
-        key = tuple((p.data_ptr(), p._version) for p in self.parameters())
+        if self._parameters_list is None:  # the same Parameter objects for the net's life; their data may change
+            self._parameters_list = list(self.parameters())
+        key = tuple((p.data_ptr(), p._version) for p in self._parameters_list)
         if self._detection_cache[0] != key:
             with torch.no_grad():
                 self._detection_cache = (key, self._make_detection_weights())

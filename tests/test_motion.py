@@ -4,11 +4,13 @@ import json
 
 import numpy as np
 import pytest
+import torch
 
 from cctv.detection_eval import box_iou, kept_detections
 from cctv.motion import GatedDetector, MotionGate, grow_and_merge
 from cctv.video import open_source, probe_video, read_frames
 from mtcnn import MTCNN
+from mtcnn import cascade
 from mtcnn.cascade import PNET_STRIDE, level_windows
 
 FOOTAGE = "data/footage"
@@ -220,3 +222,47 @@ def test_an_alert_during_a_clip_extends_it(tmp_path):
     again.add(AnnotatedFrame(np.zeros((48, 64, 3), np.uint8)))
     again.close()
     assert (tmp_path / paths[0]).is_file()
+
+
+def test_pnet_on_a_canvas_of_windows_scores_each_window_as_pnet_on_it_alone(shared_dir, mtcnn):
+    """Region frames run PNet once on a canvas of windows (cascade._pnet_on_canvas). Windows with odd sides
+    (a level's edge) end in half pooling cells; each window's cells must equal PNet on the window alone."""
+    frame = next(read_frames(shared_dir / FOOTAGE / "four_people_masking.mp4", 300, 301))
+    crops = [frame[y:y + h, x:x + w] for y, x, h, w in
+             [(100, 400, 37, 29), (50, 50, 64, 80), (200, 600, 24, 24), (300, 100, 41, 52), (0, 0, 13, 15)]]
+    layout = cascade.CanvasLayout([c.shape[:2] for c in crops])
+    canvas = torch.zeros((1, 3, layout.height, layout.width))
+    for crop, (y, x) in zip(crops, layout.origins):
+        canvas[0, :, y:y + crop.shape[0], x:x + crop.shape[1]] = torch.from_numpy(crop).permute(2, 0, 1).float()
+    pnet = mtcnn.pnet
+    with torch.inference_mode():
+        reg, logits = pnet.forward_raw_canvas(canvas, layout.odd_columns, layout.odd_rows)
+        unfixed = pnet.forward_raw_canvas(canvas)[1]
+        differs = False
+        for crop, (y, x) in zip(crops, layout.origins):
+            alone_reg, alone_logits = pnet.forward_raw(torch.from_numpy(crop).permute(2, 0, 1)[None].float())
+            h, w = alone_logits.shape[2:]
+            cells = (slice(None), slice(None), slice(y // 2, y // 2 + h), slice(x // 2, x // 2 + w))
+            assert torch.allclose(logits[cells], alone_logits, atol=1e-4)
+            assert torch.allclose(reg[cells], alone_reg, atol=1e-4)
+            differs |= not torch.allclose(unfixed[cells], alone_logits, atol=1e-4)
+    assert differs  # without closing the odd windows' half cells, some cells come out wrong
+
+
+def test_region_search_on_a_canvas_equals_window_by_window(shared_dir, mtcnn):
+    """The same candidates, scores and order, for regions inside the frame, at its edges and corners."""
+    frame = next(read_frames(shared_dir / FOOTAGE / "four_people_masking.mp4", 300, 301))
+    integral = cascade.integral_image(frame[None])
+    h, w = frame.shape[:2]
+    scales = cascade.pyramid_scales(h, w, 20, 0.709)
+    pnet = mtcnn._nets[0]
+    with torch.inference_mode():
+        for regions in ([(10, 10, 200, 150)], [(700, 300, w, h)], [(0, 0, w, 100), (500, 200, 700, 400)],
+                        [(300, 100, 640, h)]):
+            windows = cascade._windows(regions, scales, h, w, cascade.PNET_STRIDE)
+            alone, alone_levels = cascade._pnet_per_window(pnet, integral, windows, 0.6)
+            found, levels = cascade._pnet_on_canvas(pnet, integral, windows, 0.6)
+            assert len(found) == len(alone) > 0
+            assert torch.equal(levels, alone_levels) and torch.equal(found.image, alone.image)
+            assert torch.allclose(found.boxes, alone.boxes, atol=1e-4)
+            assert torch.allclose(found.scores, alone.scores, atol=1e-5)
