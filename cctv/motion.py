@@ -1,16 +1,18 @@
 """Motion gating: a still camera costs almost nothing.
 
 `ChangeDetector` finds the parts of a frame that changed, on a small grayscale copy (cheap: well under a
-millisecond). `MotionGate` turns that into a detection plan per frame: the whole frame (a keyframe, or a
-view that moves as a whole), some rectangles (what changed, and where faces were last seen, grown by a
-margin and merged), or nothing (no change, no face: detection is skipped). `GatedDetector` wraps an MTCNN
+millisecond). `MotionGate` turns that into a detection plan per frame: the whole frame (the first, then at
+least every `idle_keyframe_s`, or while the view moves as a whole), some rectangles (what changed, where faces
+were last seen, and at each keyframe what changed since the last one and where people are; grown by a margin
+and merged), or nothing (no change, no face: detection is skipped). `GatedDetector` wraps an MTCNN
 with the same `detect()` contract and runs the plan; the cascade searches a rectangle on the whole frame's
 pyramid, so a face inside it comes out as whole-frame detection finds it (mtcnn.cascade.level_windows).
 
 Hooks for tracking: `gate.request_keyframe()` makes the next frame a whole-frame detection, and
-`gate.people_in_view` (set by the job after each frame) keeps whole frames every `keyframe_s` while tracked
-people are in view, even when they stand so still that nothing changes: a face that turns towards the camera
-without moving is found within `keyframe_s`, not at the next idle keyframe.
+`gate.people_in_view` and `gate.people_boxes` (set by the job after each frame) keep keyframes coming every
+`keyframe_s` while tracked people are in view, searching where they are even when they stand so still that
+nothing changes: a face that turns towards the camera without moving is found within `keyframe_s`, not at
+the next idle keyframe.
 """
 from collections import deque
 
@@ -58,13 +60,25 @@ class ChangeDetector:
         elif self.previous is None or self.previous.shape != small.shape:
             mask = np.zeros_like(small)
         else:
-            mask = cv2.threshold(cv2.absdiff(small, self.previous), self.threshold, 1, cv2.THRESH_BINARY)[1]
+            mask = self._difference(self.previous, small)
         self.previous = small
+        return self._rectangles(mask, frame.shape)
+
+    def since(self, before, frame_shape):
+        """Rectangles of what changed between the small copy `before` (an earlier .previous) and the latest."""
+        if before is None or before.shape != self.previous.shape:
+            return [(0, 0, frame_shape[1], frame_shape[0])]
+        return self._rectangles(self._difference(before, self.previous), frame_shape)[0]
+
+    def _difference(self, before, after):
+        return cv2.threshold(cv2.absdiff(after, before), self.threshold, 1, cv2.THRESH_BINARY)[1]
+
+    def _rectangles(self, mask, frame_shape):
         if not cv2.countNonZero(mask):  # the usual idle frame: done
             return [], 0.0
         mask = cv2.dilate(mask, self.kernel)
         count, _, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
-        sx, sy = frame.shape[1] / small.shape[1], frame.shape[0] / small.shape[0]
+        sx, sy = frame_shape[1] / mask.shape[1], frame_shape[0] / mask.shape[0]
         boxes = [(x * sx, y * sy, (x + w) * sx, (y + h) * sy)
                  for x, y, w, h, area in stats[1:count] if area >= 4]  # 1-2 px specks: noise
         return boxes, float(np.count_nonzero(mask)) / mask.size
@@ -74,11 +88,14 @@ class MotionGate:
     """Per frame, what to detect on: None (the whole frame), a list of rectangles, or [] (nothing).
 
     mode "on": gate always; "off": whole frames always; "auto": gate while the camera is still, whole frames
-    while the view moves as a whole (a pan, a hand-held camera; see view_moves). A whole frame every
-    `keyframe_s` seconds (and after request_keyframe()) finds faces that appeared without moving; while
-    nothing at all changed since the last one and no face or person is in view, only every `idle_keyframe_s` (an empty,
-    unchanged view would give the same answer). Rectangles covering more than `full_share` of the frame become
-    the whole frame (cheaper in one piece)."""
+    while the view moves as a whole (a pan, a hand-held camera; see view_moves). Every `keyframe_s` seconds a
+    keyframe searches, beside the frame's own changes, everything that changed since the last keyframe (a
+    change too slow to show between two frames: a face turning towards the camera), the remembered faces and
+    the people the job sees (`people_boxes`, standing still or not); the unchanged rest would give the same
+    answer as last time. A whole frame comes first, after request_keyframe(), and at least every
+    `idle_keyframe_s` (a change below the threshold that crept in). While nothing at all changed and no face or
+    person is in view, keyframes wait `idle_keyframe_s` too. Rectangles covering more than `full_share` of
+    the frame become the whole frame (cheaper in one piece)."""
 
     def __init__(self, fps, mode="auto", keyframe_s=2.0, method="diff", margin=0.25, full_share=0.6,
                  idle_keyframe_s=30.0, detector=None):
@@ -93,9 +110,12 @@ class MotionGate:
         self.second = max(2, round(float(fps)))
         self.history = deque(maxlen=self.second + 1)  # the last second's small frames (about 20 KB each)
         self.moving_votes = deque(maxlen=2)  # the last two half-second checks
-        self.since_keyframe = None  # frames since the last whole-frame detection; None: none yet
+        self.since_keyframe = None  # frames since the last keyframe; None: none yet
         self.keyframe_requested = False
         self.people_in_view = False  # set by the job from its tracks (see _keyframe_due)
+        self.people_boxes = ()  # set by the job: where its people are, searched at every keyframe
+        self.keyframe_small = None  # the change detector's small copy of the last keyframe
+        self.since_whole = 0  # frames since the last whole-frame detection
         self.frames_seen = 0
 
     def request_keyframe(self):
@@ -118,12 +138,20 @@ class MotionGate:
             self._check_view(self.changes.previous)
         h, w = frame.shape[:2]
         self.changed = self.changed or bool(boxes)
-        if self._keyframe_due(len(faces)) or (self.mode == "auto" and self.view_moving):
-            return self._keyframe()
-        self.since_keyframe += 1
-        regions = grow_and_merge(list(boxes) + [tuple(b) for b in faces], self.margin, w, h)
+        if self._whole_due() or (self.mode == "auto" and self.view_moving):
+            return self._keyframe(whole=True)
+        wanted = list(boxes) + [tuple(b) for b in faces]
+        keyframe = self._keyframe_due(len(faces))
+        if keyframe:
+            wanted += self.changes.since(self.keyframe_small, frame.shape) + [tuple(b) for b in self.people_boxes]
+        regions = grow_and_merge(wanted, self.margin, w, h)
         if sum((x2 - x1) * (y2 - y1) for x1, y1, x2, y2 in regions) > self.full_share * w * h:
-            return self._keyframe()
+            return self._keyframe(whole=True)
+        if keyframe:
+            self._keyframe(whole=False)
+        else:
+            self.since_keyframe += 1
+            self.since_whole += 1
         return regions
 
     def _check_view(self, small):
@@ -133,15 +161,19 @@ class MotionGate:
         if len(self.history) == self.history.maxlen and self.frames_seen % max(1, self.second // 2) == 0:
             self.moving_votes.append(view_moves(self.history[0], small))
 
+    def _whole_due(self):
+        return self.since_keyframe is None or self.keyframe_requested or \
+            self.since_whole + 1 >= self.idle_keyframe_every
+
     def _keyframe_due(self, faces):
-        if self.since_keyframe is None or self.keyframe_requested:
-            return True
         busy = self.changed or faces or self.people_in_view
         wait = self.keyframe_every if busy else self.idle_keyframe_every
         return self.since_keyframe + 1 >= wait
 
-    def _keyframe(self):
+    def _keyframe(self, whole):
         self.since_keyframe, self.keyframe_requested, self.changed = 0, False, False
+        self.since_whole = 0 if whole else self.since_whole + 1
+        self.keyframe_small = self.changes.previous
         return None
 
 

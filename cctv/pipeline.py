@@ -569,11 +569,13 @@ class _Job:
         if self.saver:
             self.saver.consider(frame, index, time_s, faces.boxes, faces.det_probs, faces.p_protected)
         faces.track_ids = self.tracker.update(faces.boxes, faces.det_probs)
+        bodies = self.bodies.update(frame)
         self.people.update(time_s, faces.boxes, faces.det_probs, faces.p_protected, faces.track_ids, frame,
-                           faces.landmarks, self.bodies.update(frame))
+                           faces.landmarks, bodies)
         counts = self.people.counts()
-        if self.gate is not None:  # people standing still keep whole frames coming (cctv.motion)
+        if self.gate is not None:  # people standing still keep keyframes coming, searched where they are
             self.gate.people_in_view = counts["in_view"] > 0
+            self.gate.people_boxes = bodies[0]
         event = self._judge(index, time_s, faces)
         if event:
             self.alerted.update(int(t) for t in event.track_ids)

@@ -25,10 +25,11 @@ class CountingDetector:
     """An MTCNN that counts the frames it is asked to search."""
 
     def __init__(self, mtcnn):
-        self.mtcnn, self.device, self.frames = mtcnn, mtcnn.device, 0
+        self.mtcnn, self.device, self.frames, self.regions = mtcnn, mtcnn.device, 0, []  # each frame's plan
 
     def detect(self, frames, regions=None):
         self.frames += len(frames)
+        self.regions += [r for r in regions or [None] * len(frames)]
         return self.mtcnn.detect(frames, regions=regions)
 
 
@@ -93,20 +94,43 @@ def test_still_frames_skip_detection(shared_dir, mtcnn):
     assert counting.frames == 3
 
 
-def test_people_in_view_keep_the_regular_keyframes(shared_dir, mtcnn):
+def test_people_in_view_keep_the_regular_keyframes_searched_where_they_are(shared_dir, mtcnn):
     """A person standing so still that nothing changes (the same frame again and again): while the job's tracks
-    say someone is in view, whole frames keep coming every keyframe_s, not only at the idle keyframe."""
+    say someone is in view, keyframes keep coming every keyframe_s, searching the people's boxes, not only at the
+    idle keyframe; the whole frame comes at the idle cadence."""
     frame = next(read_frames(shared_dir / FOOTAGE / "one_by_one_people.mp4", 0, 1))
     counting = CountingDetector(mtcnn)
     gated = GatedDetector(counting, MotionGate(10, mode="on", keyframe_s=1.0, idle_keyframe_s=3.0))
-    gated.gate.people_in_view = True
+    gated.gate.people_in_view, gated.gate.people_boxes = True, [(300.0, 100.0, 360.0, 260.0)]
     for _ in range(30):
         gated.detect([frame.copy()])
-    assert gated.stats["whole"] == 3  # frames 0, 10 and 20; without people only frame 0 (idle: every 30)
-    gated.gate.people_in_view = False
+    assert gated.stats == {"skipped": 27, "regions": 2, "whole": 1}  # keyframes 10 and 20 search the person
+    assert all(r[0][0] <= 300 and r[0][2] >= 360 for r in counting.regions[1:])
+    gated.gate.people_in_view, gated.gate.people_boxes = False, ()
     for _ in range(25):
         gated.detect([frame.copy()])
-    assert gated.stats["whole"] == 4  # the idle cadence again: frame 50 (30 frames after frame 20)
+    assert gated.stats["whole"] == 2 and gated.stats["regions"] == 2  # the idle cadence: frame 30, nothing else
+
+
+def test_keyframes_search_a_change_too_slow_to_show_between_two_frames(shared_dir, mtcnn):
+    """A patch that brightens by 2 levels a frame (the threshold is 10): no two frames differ enough, but the
+    keyframe sees it against the last keyframe and searches it."""
+    frame = next(read_frames(shared_dir / FOOTAGE / "one_by_one_people.mp4", 0, 1))
+    counting = CountingDetector(mtcnn)
+    gated = GatedDetector(counting, MotionGate(10, mode="on", keyframe_s=1.0, idle_keyframe_s=30.0))
+    for i in range(21):
+        f = frame.copy()
+        f[200:300, 400:500] = np.clip(f[200:300, 400:500].astype(int) + 2 * i, 0, 255).astype(np.uint8)
+        gated.detect([f])
+    assert gated.stats["whole"] == 1 and gated.stats["regions"] == 0  # idle: the idle cadence (30 s)
+    gated.gate.changed = True  # something moved elsewhere: the regular keyframe cadence
+    for i in range(21, 31):
+        f = frame.copy()
+        f[200:300, 400:500] = np.clip(f[200:300, 400:500].astype(int) + 2 * i, 0, 255).astype(np.uint8)
+        gated.detect([f])
+    assert gated.stats["regions"] == 1
+    (x1, y1, x2, y2), = counting.regions[-1]
+    assert x1 <= 400 and y1 <= 200 and x2 >= 500 and y2 >= 300
 
 
 def test_auto_mode_turns_gating_off_on_a_panning_source(tmp_path, mtcnn):
