@@ -453,6 +453,7 @@ def _watch(cfg, pipeline, source, warn, on_frame=None):
             failed = False
         finally:
             with _no_interrupts():  # a second signal must not leave a half-written video
+                governor.restore()
                 frames.close()
                 try:
                     progress.close()
@@ -466,11 +467,10 @@ def _watch(cfg, pipeline, source, warn, on_frame=None):
 def _thread_governor(cfg):
     """On the CPU, torch's threads follow the cores other work leaves free (cctv.threads.ThreadGovernor);
     --fixed_threads keeps --threads."""
-    if cfg.fixed_threads or not str(cfg.device).startswith("cpu"):
-        return lambda: None
     import torch
 
-    return ThreadGovernor(torch.get_num_threads())
+    return ThreadGovernor(torch.get_num_threads(),
+                          enabled=not cfg.fixed_threads and str(cfg.device).startswith("cpu"))
 
 
 class _Job:

@@ -102,11 +102,11 @@ class ThreadGovernor:
     `period_s`. Others' use = all cores' busy time minus this process's own, so this process's threads, spinning
     or not, never count against it."""
 
-    def __init__(self, threads: int, period_s: float = 0.5):
+    def __init__(self, threads: int, period_s: float = 0.5, enabled: bool = True):
         self.cap, self.period_s = threads, period_s
         self.threads = threads
         self.changes = 0
-        self._last = self._sample()
+        self._last = self._sample() if enabled else None
 
     @staticmethod
     def _sample():
@@ -126,11 +126,22 @@ class ThreadGovernor:
         now = self._sample()
         wall, busy, own = (a - b for a, b in zip(now, self._last))
         self._last = now
+        if wall <= 0:
+            return self.threads
         others = max(0.0, (busy - own) / os.sysconf("SC_CLK_TCK") / wall)  # cores
         want = max(1, min(self.cap, int(usable_cores() - others + 0.5)))
         if want != self.threads:
-            sys.modules["torch"].set_num_threads(want)
-            if "cv2" in sys.modules:  # OpenCV's pool spins a while too before its threads sleep
-                sys.modules["cv2"].setNumThreads(want)
-            self.threads, self.changes = want, self.changes + 1
+            self._set(want)
+            self.changes += 1
         return self.threads
+
+    def restore(self):
+        """Back to `threads` (the job is over: its caller's threads are its own again)."""
+        if self.threads != self.cap:
+            self._set(self.cap)
+
+    def _set(self, threads):
+        sys.modules["torch"].set_num_threads(threads)
+        if "cv2" in sys.modules:  # OpenCV's pool spins a while too before its threads sleep
+            sys.modules["cv2"].setNumThreads(threads)
+        self.threads = threads

@@ -148,7 +148,13 @@ def test_the_governor_takes_the_cores_back_when_they_are_free(restore_threads, m
     assert governor.changes == 2
 
 
-def test_the_job_keeps_fixed_threads_when_told():
-    assert cctv_pipeline._thread_governor(JobConfig(fixed_threads=True))() is None
-    assert isinstance(cctv_pipeline._thread_governor(JobConfig()), ThreadGovernor)
-    assert cctv_pipeline._thread_governor(JobConfig(device="cuda"))() is None
+def test_the_job_keeps_fixed_threads_when_told(restore_threads, monkeypatch):
+    set_threads(2)
+    monkeypatch.setattr(ThreadGovernor, "_sample", staticmethod(lambda: (time.monotonic() - 60, 0, 0)))
+    monkeypatch.setattr(threads_module, "usable_cores", lambda: 1)  # as if the other core were taken
+    for cfg in (JobConfig(fixed_threads=True), JobConfig(device="cuda")):
+        assert cctv_pipeline._thread_governor(cfg)() == 2
+    governor = cctv_pipeline._thread_governor(JobConfig())
+    assert governor() == 1 and torch.get_num_threads() == 1
+    governor.restore()  # the job is over: the caller's threads again
+    assert torch.get_num_threads() == 2
