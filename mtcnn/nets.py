@@ -47,30 +47,41 @@ class PNet(nn.Module):
             return max_pool_2x2(nn.functional.prelu(nn.functional.conv2d(rows, w["conv1"], w["bias1"]),
                                                     w["prelu1"]))
 
+        x = _in_row_bands(first_block, x, (x.shape[2] - 1) // 2, stride=2, halo=2)
+        heads = _in_row_bands(self._rest(w), x, x.shape[2] - 4, stride=1, halo=4)
+        return heads[:, :4], heads[:, 4:]
+
+    def forward_raw_canvas(self, x, odd_columns=(), odd_rows=()):
+        """forward_raw on a canvas of windows (cascade._pnet_on_canvas), in row bands as forward_raw: before
+        pooling, conv1's output column c over rows [r0, r1) takes a copy of column c-1 for each (r0, r1, c) in
+        odd_columns, and row r over columns [c0, c1) a copy of row r-1 for each (c0, c1, r) in odd_rows, so that
+        a window with an odd side keeps its last half pooling cell as ceil-mode pooling on it alone would."""
+        w = self._detection_weights()
+
+        def first_block(top, bottom):  # conv1's output rows [top, bottom): top even, so a pair never splits
+            rows = nn.functional.prelu(nn.functional.conv2d(x[:, :, top:bottom + 2], w["conv1"], w["bias1"]),
+                                       w["prelu1"])
+            for r0, r1, c in odd_columns:
+                r0, r1 = max(r0, top), min(r1, bottom)
+                if r0 < r1:
+                    rows[:, :, r0 - top:r1 - top, c] = rows[:, :, r0 - top:r1 - top, c - 1]
+            for c0, c1, r in odd_rows:
+                if top <= r < bottom:
+                    rows[:, :, r - top, c0:c1] = rows[:, :, r - top - 1, c0:c1]
+            return max_pool_2x2(rows)
+
+        height = x.shape[2] - 2  # conv1's output rows
+        band = 2 * PNET_BAND_ROWS
+        pooled = torch.cat([first_block(top, min(top + band, height)) for top in range(0, height, band)], dim=2)
+        heads = _in_row_bands(self._rest(w), pooled, pooled.shape[2] - 4, stride=1, halo=4)
+        return heads[:, :4], heads[:, 4:]
+
+    def _rest(self, w):
         def rest(rows):
             rows = self.prelu2(nn.functional.conv2d(rows, w["conv2"], self.conv2.bias))
             rows = self.prelu3(self.conv3(rows))
             return nn.functional.conv2d(rows, w["heads"], w["bias_heads"])
-
-        x = _in_row_bands(first_block, x, (x.shape[2] - 1) // 2, stride=2, halo=2)
-        heads = _in_row_bands(rest, x, x.shape[2] - 4, stride=1, halo=4)
-        return heads[:, :4], heads[:, 4:]
-
-    def forward_raw_canvas(self, x, odd_columns=(), odd_rows=()):
-        """forward_raw on a canvas of windows (cascade._pnet_on_canvas), in one piece: before pooling, conv1's
-        output column c over rows [r0, r1) takes a copy of column c-1 for each (r0, r1, c) in odd_columns,
-        and row r over columns [c0, c1) a copy of row r-1 for each (c0, c1, r) in odd_rows, so that a window
-        with an odd side keeps its last half pooling cell as ceil-mode pooling on it alone would."""
-        w = self._detection_weights()
-        x = nn.functional.prelu(nn.functional.conv2d(x, w["conv1"], w["bias1"]), w["prelu1"])
-        for r0, r1, c in odd_columns:
-            x[:, :, r0:r1, c] = x[:, :, r0:r1, c - 1]
-        for c0, c1, r in odd_rows:
-            x[:, :, r, c0:c1] = x[:, :, r - 1, c0:c1]
-        x = max_pool_2x2(x)
-        x = self.prelu2(nn.functional.conv2d(x, w["conv2"], self.conv2.bias))
-        heads = nn.functional.conv2d(self.prelu3(self.conv3(x)), w["heads"], w["bias_heads"])
-        return heads[:, :4], heads[:, 4:]
+        return rest
 
     def _detection_weights(self):
         """forward_raw's weights, made again only when the parameters change (fine-tuning trains in place)."""

@@ -253,7 +253,8 @@ def test_pnet_on_a_canvas_of_windows_scores_each_window_as_pnet_on_it_alone(shar
     (a level's edge) end in half pooling cells; each window's cells must equal PNet on the window alone."""
     frame = next(read_frames(shared_dir / FOOTAGE / "four_people_masking.mp4", 300, 301))
     crops = [frame[y:y + h, x:x + w] for y, x, h, w in
-             [(100, 400, 37, 29), (50, 50, 64, 80), (200, 600, 24, 24), (300, 100, 41, 52), (0, 0, 13, 15)]]
+             [(100, 400, 37, 29), (50, 50, 64, 80), (200, 600, 24, 24), (300, 100, 41, 52), (0, 0, 13, 15),
+              (0, 300, 301, 41)]]  # the tall one spans PNet's row bands
     layout = cascade.CanvasLayout([c.shape[:2] for c in crops])
     canvas = torch.zeros((1, 3, layout.height, layout.width))
     for crop, (y, x) in zip(crops, layout.origins):
