@@ -11,6 +11,10 @@ import torch
 from .nms import batched_nms
 
 PNET_STRIDE, PNET_CELL = 2, 12
+# A region's window on a pyramid level reaches this far (level pixels) beyond it: every PNet window with at least
+# half of it in the region is scored. The job's regions are grown by a quarter of their size first, so a face in
+# one lies inside it; a full 12 px cost 7-10% of the gated job's speed and found nothing more (bench_motion.py).
+REGION_HALO = PNET_CELL // 2
 WINDOW_QUANTUM = 16  # region windows on a pyramid level come in sizes of multiples of this (see _aligned_span)
 
 
@@ -202,16 +206,16 @@ def _pnet_cells(length):
 
 def level_windows(regions, scale, height, width, quantum=None):
     """The parts (row slice, column slice) of a pyramid level of height x width to run PNet on: the whole
-    level, or for each region the level's pixels under it grown by one PNet window (12 px) on every side, so
-    that every window touching the region is scored. A part starts on an even pixel and has an even size
+    level, or for each region the level's pixels under it grown by REGION_HALO (half a PNet window) on every
+    side, so that every window with at least half of it in the region is scored. A part starts on an even pixel and has an even size
     (unless it ends at the level's edge): PNet's stride-2 grid and its ceil-mode pooling then give exactly
     the whole level's scores for the windows in it. Overlapping parts are merged."""
     if regions is None:
         return [(slice(0, height), slice(0, width))]
     boxes = []
     for x1, y1, x2, y2 in regions:
-        rows = _aligned_span(y1 * scale - PNET_CELL, y2 * scale + PNET_CELL, height, quantum)
-        cols = _aligned_span(x1 * scale - PNET_CELL, x2 * scale + PNET_CELL, width, quantum)
+        rows = _aligned_span(y1 * scale - REGION_HALO, y2 * scale + REGION_HALO, height, quantum)
+        cols = _aligned_span(x1 * scale - REGION_HALO, x2 * scale + REGION_HALO, width, quantum)
         if rows[1] - rows[0] >= PNET_CELL and cols[1] - cols[0] >= PNET_CELL:
             boxes.append([cols[0], rows[0], cols[1], rows[1]])
     return [(slice(b[1], b[3]), slice(b[0], b[2])) for b in merge_boxes(boxes)]
@@ -224,9 +228,9 @@ def _aligned_span(lo, hi, length, quantum=None):
     quantum = quantum or WINDOW_QUANTUM
     lo = max(0, int(math.floor(lo)) // PNET_STRIDE * PNET_STRIDE)
     size = -(-(int(math.ceil(hi)) - lo) // quantum) * quantum
-    if lo + size > length:
-        lo = max(0, (length - size) // PNET_STRIDE * PNET_STRIDE)
-    return lo, min(length, lo + size)
+    if lo + size >= length:  # moved back from the level's edge, and reaching it (an odd edge's last half cell too)
+        return max(0, (length - size) // PNET_STRIDE * PNET_STRIDE), length
+    return lo, lo + size
 
 
 def merge_boxes(boxes):
