@@ -62,7 +62,7 @@ def pnet_stage(pnet_raw, integral, min_face_size, factor, threshold, regions=Non
     so the faces found in it are those whole-frame detection finds there."""
     h, w = integral.shape[1] - 1, integral.shape[2] - 1
     scales = pyramid_scales(h, w, min_face_size, factor)
-    canvas = regions is not None and integral.device.type == "cpu" and hasattr(pnet_raw, "canvas")
+    canvas = regions is not None and integral.device.type == "cpu"
     windows = _windows(regions, scales, h, w, PNET_STRIDE if canvas else None)
     if not windows:
         return _empty(integral.device)
@@ -106,12 +106,12 @@ def _pnet_on_canvas(pnet_raw, integral, windows, threshold):
     """_pnet_per_window's answer from one PNet call: the windows side by side on one canvas, each at even
     coordinates (PNet's stride-2 grid). A cell whose 12-px field lies inside one window scores as it does on
     that window alone; the others are dropped. A window with an odd side ends in a half pooling cell, which
-    pnet_raw.canvas closes with a copy of its last column or row (max(x, x) = x, as ceil-mode pooling keeps
+    pnet_raw (PNet.forward_raw) closes with a copy of its last column or row (max(x, x) = x, as ceil-mode pooling keeps
     it). Region frames search 9-10 small windows: one call instead of 9-10 saves most of their cost."""
     layout = CanvasLayout([(rows.stop - rows.start, cols.stop - cols.start) for _, _, _, rows, cols in windows])
     if layout.height * layout.width > CANVAS_MAX_PIXELS:
         return None, None
-    reg, logits = pnet_raw.canvas(_fill_canvas(integral, windows, layout), layout.odd_columns, layout.odd_rows)
+    reg, logits = pnet_raw(_fill_canvas(integral, windows, layout), layout.odd_columns, layout.odd_rows)
     window, cell_y, cell_x = layout.cell_map(reg.shape[2], reg.shape[3])
     margin = logits[:, 1] - logits[:, 0]
     image, yy, xx = torch.nonzero((margin >= _logit(threshold) - 1e-6) & (window >= 0), as_tuple=True)
@@ -465,7 +465,8 @@ def detect_batch(nets, integral, min_face_size, thresholds, factor, on_stage=Non
     """Faces in a batch of frames given by their integral_image: final Candidates with landmarks.
     regions: search only these rectangles (x1, y1, x2, y2) of every frame (see pnet_stage); None: all of it.
     on_stage(name, candidates), if given, sees the candidates fed to RNet ("pnet"), to ONet ("rnet") and
-    kept ("onet"). nets: callables (PNet on 0..255 input, i.e. PNet.forward_raw; RNet; ONet)."""
+    kept ("onet"). nets: callables (PNet on 0..255 input, i.e. PNet.forward_raw, with its canvas arguments;
+    RNet; ONet)."""
     pnet, rnet, onet = nets
     seen = on_stage or (lambda name, candidates: None)
     c = pnet_stage(pnet, integral, min_face_size, factor, thresholds[0], regions)

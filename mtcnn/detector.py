@@ -98,15 +98,7 @@ class MTCNN(torch.nn.Module):
     def _nets(self):
         """What the cascade calls: PNet on 0..255 input, RNet, ONet, fed in the nets' memory format."""
         fmt = torch.channels_last if self.device.type == "cpu" else torch.contiguous_format
-
-        def pnet(x):
-            return self.pnet.forward_raw(x.contiguous(memory_format=fmt))
-
-        def canvas(x, odd_columns, odd_rows):  # windows side by side (cascade._pnet_on_canvas)
-            return self.pnet.forward_raw_canvas(x.contiguous(memory_format=fmt), odd_columns, odd_rows)
-
-        pnet.canvas = canvas
-        return (pnet,
+        return (lambda x, *odd_sides: self.pnet.forward_raw(x.contiguous(memory_format=fmt), *odd_sides),
                 lambda x: in_chunks(self.rnet, x.contiguous(memory_format=fmt)),
                 lambda x: in_chunks(self.onet, x.contiguous(memory_format=fmt)))
 

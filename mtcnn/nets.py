@@ -35,27 +35,17 @@ class PNet(nn.Module):
         x = self.prelu3(self.conv3(self.prelu2(self.conv2(x))))
         return self.conv4_2(x), self.conv4_1(x)
 
-    def forward_raw(self, x):
+    def forward_raw(self, x, odd_columns=(), odd_rows=()):
         """forward(standardise(x)) for detection, on x in 0..255, with the same numbers to float rounding,
         2x faster on the CPU: the standardisation is folded into conv1; conv1's 10 channels are padded with
         zeros to 16, on which oneDNN's channels-last PReLU runs 4x faster; max-pooling is a maximum of strided
         views (7x faster than max_pool2d channels-last); the two heads are one convolution; and on the CPU
-        the layers run in bands of rows (_in_row_bands)."""
-        w = self._detection_weights()
+        the layers run in bands of rows (_in_row_bands).
 
-        def first_block(rows):
-            return max_pool_2x2(nn.functional.prelu(nn.functional.conv2d(rows, w["conv1"], w["bias1"]),
-                                                    w["prelu1"]))
-
-        x = _in_row_bands(first_block, x, (x.shape[2] - 1) // 2, stride=2, halo=2)
-        heads = _in_row_bands(self._rest(w), x, x.shape[2] - 4, stride=1, halo=4)
-        return heads[:, :4], heads[:, 4:]
-
-    def forward_raw_canvas(self, x, odd_columns=(), odd_rows=()):
-        """forward_raw on a canvas of windows (cascade._pnet_on_canvas), in row bands as forward_raw: before
-        pooling, conv1's output column c over rows [r0, r1) takes a copy of column c-1 for each (r0, r1, c) in
-        odd_columns, and row r over columns [c0, c1) a copy of row r-1 for each (c0, c1, r) in odd_rows, so that
-        a window with an odd side keeps its last half pooling cell as ceil-mode pooling on it alone would."""
+        x may be a canvas of windows side by side (cascade._pnet_on_canvas): before pooling, conv1's output
+        column c over rows [r0, r1) takes a copy of column c-1 for each (r0, r1, c) in odd_columns, and row r
+        over columns [c0, c1) a copy of row r-1 for each (c0, c1, r) in odd_rows, so that a window with an odd
+        side keeps its last half pooling cell as ceil-mode pooling on it alone would."""
         w = self._detection_weights()
 
         def first_block(top, bottom):  # conv1's output rows [top, bottom): top even, so a pair never splits
@@ -66,22 +56,21 @@ class PNet(nn.Module):
                 if r0 < r1:
                     rows[:, :, r0 - top:r1 - top, c] = rows[:, :, r0 - top:r1 - top, c - 1]
             for c0, c1, r in odd_rows:
-                if top <= r < bottom:
+                if top <= r < bottom:  # r is odd, so r - 1 is in the band too
                     rows[:, :, r - top, c0:c1] = rows[:, :, r - top - 1, c0:c1]
             return max_pool_2x2(rows)
 
-        height = x.shape[2] - 2  # conv1's output rows
-        band = 2 * PNET_BAND_ROWS
-        pooled = torch.cat([first_block(top, min(top + band, height)) for top in range(0, height, band)], dim=2)
-        heads = _in_row_bands(self._rest(w), pooled, pooled.shape[2] - 4, stride=1, halo=4)
-        return heads[:, :4], heads[:, 4:]
-
-    def _rest(self, w):
         def rest(rows):
             rows = self.prelu2(nn.functional.conv2d(rows, w["conv2"], self.conv2.bias))
             rows = self.prelu3(self.conv3(rows))
             return nn.functional.conv2d(rows, w["heads"], w["bias_heads"])
-        return rest
+
+        height = x.shape[2] - 2  # conv1's output rows
+        band = 2 * PNET_BAND_ROWS if x.device.type == "cpu" else height  # as _in_row_bands
+        blocks = [first_block(top, min(top + band, height)) for top in range(0, height, band)]
+        pooled = blocks[0] if len(blocks) == 1 else torch.cat(blocks, dim=2)
+        heads = _in_row_bands(rest, pooled, pooled.shape[2] - 4, stride=1, halo=4)
+        return heads[:, :4], heads[:, 4:]
 
     def _detection_weights(self):
         """forward_raw's weights, made again only when the parameters change (fine-tuning trains in place)."""

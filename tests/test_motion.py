@@ -262,8 +262,8 @@ def test_pnet_on_a_canvas_of_windows_scores_each_window_as_pnet_on_it_alone(shar
         canvas[0, :, y:y + crop.shape[0], x:x + crop.shape[1]] = torch.from_numpy(crop).permute(2, 0, 1).float()
     pnet = mtcnn.pnet
     with torch.inference_mode():
-        reg, logits = pnet.forward_raw_canvas(canvas, layout.odd_columns, layout.odd_rows)
-        unfixed = pnet.forward_raw_canvas(canvas)[1]
+        reg, logits = pnet.forward_raw(canvas, layout.odd_columns, layout.odd_rows)
+        unfixed = pnet.forward_raw(canvas)[1]
         differs = False
         for crop, (y, x) in zip(crops, layout.origins):
             alone_reg, alone_logits = pnet.forward_raw(torch.from_numpy(crop).permute(2, 0, 1)[None].float())
