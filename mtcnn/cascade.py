@@ -112,23 +112,18 @@ def _pnet_on_canvas(pnet_raw, integral, windows, threshold):
     if layout.height * layout.width > CANVAS_MAX_PIXELS:
         return None, None
     reg, logits = pnet_raw(_fill_canvas(integral, windows, layout), layout.odd_columns, layout.odd_rows)
-    window, cell_y, cell_x = layout.cell_map(reg.shape[2], reg.shape[3])
-    margin = logits[:, 1] - logits[:, 0]
-    image, yy, xx = torch.nonzero((margin >= _logit(threshold) - 1e-6) & (window >= 0), as_tuple=True)
-    probs = torch.softmax(logits[image, :, yy, xx], dim=1)[:, 1]
-    keep = probs >= threshold
-    image, yy, xx, probs = image[keep], yy[keep], xx[keep], probs[keep]
+    window = layout.window_map(reg.shape[2], reg.shape[3])
+    image, yy, xx, probs = _confident_cells(logits, threshold, window >= 0)
     win = window[yy, xx]
     order = torch.argsort(((win * integral.shape[0] + image) * reg.shape[2] + yy) * reg.shape[3] + xx)  # as per window
     image, yy, xx, probs, win = image[order], yy[order], xx[order], probs[order], win[order]
-    starts = torch.tensor([[cols.start // PNET_STRIDE, rows.start // PNET_STRIDE] for *_, rows, cols in windows])
-    cell = torch.stack([cell_x[yy, xx], cell_y[yy, xx]], dim=1) + starts[win]
+    # a canvas cell's place on its level's grid: minus the window's origin on the canvas, plus its start on the level
+    shift = torch.tensor([[cols.start // PNET_STRIDE - x // PNET_STRIDE, rows.start // PNET_STRIDE - y // PNET_STRIDE]
+                          for (*_, rows, cols), (y, x) in zip(windows, layout.origins)])
+    cell = torch.stack([xx, yy], dim=1) + shift[win]
     scale = torch.tensor([w[1] for w in windows], dtype=reg.dtype)[win][:, None]
-    top_left = ((PNET_STRIDE * cell.to(reg.dtype) + 1) / scale).floor()
-    bottom_right = ((PNET_STRIDE * cell.to(reg.dtype) + PNET_CELL) / scale).floor()
-    boxes = torch.cat([top_left, bottom_right, reg[image, :, yy, xx]], dim=1)
     level = torch.tensor([w[0] for w in windows], dtype=torch.long)[win]
-    return Candidates(boxes, probs, image), level
+    return _cell_candidates(reg, image, yy, xx, probs, cell, scale), level
 
 
 def _fill_canvas(integral, windows, layout):
@@ -180,19 +175,14 @@ class CanvasLayout:
                     sky.append(seg)
         return _round_up(max(top for _, _, top in sky), CANVAS_QUANTUM), width, origins
 
-    def cell_map(self, out_height, out_width):
-        """For each of PNet's output cells on the canvas: its window (-1: none, the cell's field crosses an
-        edge) and its cell coordinates within that window, as (out_height, out_width) long tensors."""
+    def window_map(self, out_height, out_width):
+        """For each of PNet's output cells on the canvas, its window: a (out_height, out_width) long tensor, -1
+        where a cell's field crosses a window's edge."""
         window = torch.full((out_height, out_width), -1, dtype=torch.long)
-        cell_y = torch.zeros((out_height, out_width), dtype=torch.long)
-        cell_x = torch.zeros((out_height, out_width), dtype=torch.long)
         for i, ((h, w), (y, x)) in enumerate(zip(self.sizes, self.origins)):
-            rows, cols = _pnet_cells(h), _pnet_cells(w)
             y0, x0 = y // PNET_STRIDE, x // PNET_STRIDE
-            window[y0:y0 + rows, x0:x0 + cols] = i
-            cell_y[y0:y0 + rows, x0:x0 + cols] = torch.arange(rows)[:, None]
-            cell_x[y0:y0 + rows, x0:x0 + cols] = torch.arange(cols)[None, :]
-        return window, cell_y, cell_x
+            window[y0:y0 + _pnet_cells(h), x0:x0 + _pnet_cells(w)] = i
+        return window
 
 
 def _round_up(n, quantum):
@@ -254,24 +244,36 @@ def merge_boxes(boxes):
 
 
 def _pnet_boxes(reg, logits, scale, threshold, cell_offset=(0, 0)):
+    image, yy, xx, probs = _confident_cells(logits, threshold)
+    if len(image) == 0:  # most windows of a region: skip the calls below
+        return Candidates(reg.new_zeros((0, 8)), probs, image)
+    cell = torch.stack([xx + cell_offset[0], yy + cell_offset[1]], dim=1)
+    return _cell_candidates(reg, image, yy, xx, probs, cell, torch.full((), scale, dtype=reg.dtype, device=reg.device))
+
+
+def _confident_cells(logits, threshold, where=None):
+    """(image, row, column, probability) of PNet's output cells scored >= threshold (and inside `where`, a
+    (h, w) bool mask of the cells to consider)."""
     # softmax(l)[1] >= t  <=>  l1 - l0 >= logit(t): the softmax is then computed for the candidates only.
-    margin = logits[:, 1] - logits[:, 0]
-    image, yy, xx = torch.nonzero(margin >= _logit(threshold) - 1e-6, as_tuple=True)
-    if len(image) == 0:  # most windows of a region: skip the dozen calls below
-        return Candidates(reg.new_zeros((0, 8)), reg.new_zeros(0), image)
+    confident = logits[:, 1] - logits[:, 0] >= _logit(threshold) - 1e-6
+    image, yy, xx = torch.nonzero(confident if where is None else confident & where, as_tuple=True)
+    if len(image) == 0:
+        return image, yy, xx, logits.new_zeros(0)
     probs = torch.softmax(logits[image, :, yy, xx], dim=1)[:, 1]
     keep = probs >= threshold
-    image, yy, xx, probs = image[keep], yy[keep], xx[keep], probs[keep]
-    # Boxes carry their 4 regression offsets in columns 4..7 until the cross-scale NMS is done.
-    cell = torch.stack([xx + cell_offset[0], yy + cell_offset[1]], dim=1).to(reg.dtype)
+    return image[keep], yy[keep], xx[keep], probs[keep]
+
+
+def _cell_candidates(reg, image, yy, xx, probs, cell, scale):
+    """Candidates of PNet's cells (image, yy, xx) of its output `reg`: `cell` (N,2) their x, y on their level's
+    grid, `scale` their level's scale, a tensor (0-dim, or (N,1)). Boxes carry their 4 regression offsets in
+    columns 4..7 until the cross-scale NMS is done."""
     # A tensor divisor, not a Python float: CUDA multiplies by a scalar's reciprocal instead of dividing,
     # and floor() turns that last-bit difference into a pixel (1 box in 10 moved on a GPU).
-    scale = torch.full((), scale, dtype=reg.dtype, device=reg.device)
+    cell = cell.to(reg.dtype)
     top_left = ((PNET_STRIDE * cell + 1) / scale).floor()
     bottom_right = ((PNET_STRIDE * cell + PNET_CELL) / scale).floor()
-    offsets = reg[image, :, yy, xx]
-    boxes = torch.cat([top_left, bottom_right, offsets], dim=1)
-    return Candidates(boxes, probs, image)
+    return Candidates(torch.cat([top_left, bottom_right, reg[image, :, yy, xx]], dim=1), probs, image)
 
 
 def _logit(p):
