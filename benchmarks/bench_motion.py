@@ -43,6 +43,10 @@ def parse_opt():
     p.add_argument("--idle_frames", type=int, default=40, help="empty frames at the start of one_by_one_people")
     p.add_argument("--memory_frames", type=int, default=100)
     p.add_argument("--skip_memory", action="store_true")
+    p.add_argument("--sandwich", type=int, default=0, metavar="N",
+                   help="only the target: N rounds of facenet, gated job, facenet again on one_by_one_people; "
+                        "each round's gated/facenet against the mean of its two facenet runs, and the median "
+                        "(steadier than best-of on a machine whose speed drifts)")
     return p.parse_args()
 
 
@@ -121,6 +125,8 @@ def main():
     from cctv.video import open_source
 
     torch.set_num_threads(opt.threads)
+    if opt.sandwich:
+        return sandwich(opt)
     clips = [Path(opt.footage_dir) / c for c in opt.clips]
     missing = [str(c) for c in clips if not c.is_file()]
     if missing:
@@ -204,6 +210,30 @@ def main():
                 print(f"Peak memory, gated job (max RSS, fresh process each): {opt.memory_frames} frames "
                       f"{rss[0]:.0f} MiB, looped 10x {rss[1]:.0f} MiB, difference {diff:+.1f}% "
                       f"(target < 10%: {'met' if abs(diff) < 10 else 'NOT met'})")
+
+
+def sandwich(opt):
+    clip = Path(opt.footage_dir) / TARGET_CLIP
+    if not clip.is_file():
+        raise SystemExit(f"not found: {clip} (the footage lives in ../shared beside the repo)")
+    frames, rows, ratios = sample_frames(clip, opt.facenet_frames), [], []
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        run_job(clip, opt.detector_model_path, opt.threads, tmp, **GATED)  # warm-up: oneDNN builds its kernels
+        for r in range(opt.sandwich):
+            before, how = time_facenet(frames, opt.threads, opt.facenet_python, tmp)
+            if before is None:
+                raise SystemExit(f"facenet-pytorch: {how}")
+            (fps, _), _ = run_job(clip, opt.detector_model_path, opt.threads, tmp, **GATED)
+            after, _ = time_facenet(frames, opt.threads, opt.facenet_python, tmp)
+            ratios.append(fps / ((before + after) / 2))
+            rows.append((str(r + 1), f"{before:.1f}", f"{fps:.1f}", f"{after:.1f}", f"{ratios[-1]:.2f}x"))
+            print(f"round {r + 1}: gated/facenet {ratios[-1]:.2f}x", flush=True)
+    print(f"\nSandwiched rounds on {TARGET_CLIP}, {opt.threads} threads: frames/s")
+    print_table(("round", "facenet before", "gated job", "facenet after", "gated/facenet"), rows)
+    median = float(np.median(ratios))
+    print(f"median {median:.2f}x, range {min(ratios):.2f}-{max(ratios):.2f}x (target >= {TARGET_RATIO:.0f}x: "
+          f"{'met' if median >= TARGET_RATIO else 'NOT met'})")
 
 
 def print_table(head, rows):

@@ -128,12 +128,17 @@ def _pnet_on_canvas(pnet_raw, integral, windows, threshold):
 
 def _fill_canvas(integral, windows, layout):
     """The canvas (B,3,height,width) float, channels-last: each window's pixels of its pyramid level at its
-    origin, zeros elsewhere."""
-    canvas = torch.zeros((integral.shape[0], layout.height, layout.width, 3)).permute(0, 3, 1, 2)
+    origin, zeros elsewhere. Area-resized windows are written in place (no level made, then copied)."""
+    canvas = np.zeros((integral.shape[0], layout.height, layout.width, 3), np.float32)
+    tables = integral.numpy()
     for (s, scale, size, rows, cols), (y, x) in zip(windows, layout.origins):
-        canvas[:, :, y:y + rows.stop - rows.start, x:x + cols.stop - cols.start] = \
-            pyramid_level(integral, *size, scale, rows, cols)
-    return canvas
+        spot = (slice(y, y + rows.stop - rows.start), slice(x, x + cols.stop - cols.start))
+        if scale > 1:  # an enlarged level (min_face_size < 12): see pyramid_level
+            canvas[:, spot[0], spot[1]] = pyramid_level(integral, *size, scale, rows, cols).permute(0, 2, 3, 1)
+            continue
+        for table, image in zip(tables, canvas):
+            _resize_area_numpy(table, *size, rows, cols, out=image[spot])
+    return torch.from_numpy(canvas).permute(0, 3, 1, 2)
 
 
 class CanvasLayout:
@@ -401,12 +406,16 @@ def _whole_bins(length, size, device):
 _ROWS_PER_BLOCK = 64  # output rows at a time: the integral rows they read stay in the CPU's cache (2x faster)
 
 
-def _resize_area_numpy(table, height, width, rows, cols):
-    """resize_area of one frame's (H+1,W+1,3) integral array on the CPU: (rows, cols, 3) float32."""
+def _resize_area_numpy(table, height, width, rows, cols, out=None):
+    """resize_area of one frame's (H+1,W+1,3) integral array on the CPU: (rows, cols, 3) float32, written into
+    `out` if given."""
     rows0, rows1, cols0, cols1 = _area_bins(table.shape[0] - 1, table.shape[1] - 1, height, width)
     rows0, rows1, cols0, cols1 = rows0[rows], rows1[rows], cols0[cols], cols1[cols]
     row_counts, col_counts = (rows1 - rows0).astype(np.float32), (cols1 - cols0).astype(np.float32)
-    out = np.empty((len(rows0), len(cols0), 3), np.float32)
+    # only the integral's columns under the window are copied (a region's window is a sliver of the frame)
+    left = cols0[0] if len(cols0) else 0
+    table, cols0, cols1 = table[:, left:cols1[-1] + 1 if len(cols1) else 0], cols0 - left, cols1 - left
+    out = np.empty((len(rows0), len(cols0), 3), np.float32) if out is None else out
     for first in range(0, len(rows0), _ROWS_PER_BLOCK):
         block = slice(first, first + _ROWS_PER_BLOCK)
         strip = table[rows1[block]]

@@ -52,3 +52,17 @@ def test_gpu_integral_image_and_area_resize_match_the_cpu_ones():
         expected = F.interpolate(frames, size=size, mode="area")
         torch.testing.assert_close(resize_area(table, *size), expected, atol=1e-4, rtol=0)
         assert torch.equal(_resize_area_torch(table, *size), resize_area(table, *size))
+
+
+def test_a_part_of_a_pyramid_level_has_the_whole_levels_pixels():
+    """A region's window of a level (made from the integral's columns under it only, and with more rows than
+    one block of the CPU's resize) holds exactly the pixels of that part of the whole level."""
+    from mtcnn.cascade import _ROWS_PER_BLOCK, integral_image, resize_area
+
+    frames = torch.randint(0, 256, (1, 3, 301, 457)).float()
+    table = integral_image(frames)
+    for size in [(181, 275), (60, 91), (301, 457)]:
+        whole = resize_area(table, *size)
+        for rows, cols in [(slice(0, 2), slice(0, 3)), (slice(10, 10 + _ROWS_PER_BLOCK + 7), slice(33, 59)),
+                           (slice(size[0] - 13, size[0]), slice(size[1] - 1, size[1]))]:
+            assert torch.equal(resize_area(table, *size, rows, cols), whole[:, :, rows, cols])
