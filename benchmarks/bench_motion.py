@@ -11,6 +11,7 @@ loading. Rounds alternate the three and each keeps its best (the machine is shar
 CPU-second (all of the process's threads): on a loaded machine that ratio is far steadier than wall time.
 
     .venv/bin/python benchmarks/bench_motion.py --threads 2
+    .venv/bin/python benchmarks/bench_motion.py --sandwich 6   # the 5x target alone, facenet timed around each run
 """
 import argparse
 import os
