@@ -130,14 +130,9 @@ def _fill_canvas(integral, windows, layout):
     """The canvas (B,3,height,width) float, channels-last: each window's pixels of its pyramid level at its
     origin, zeros elsewhere. Area-resized windows are written in place (no level made, then copied)."""
     canvas = np.zeros((integral.shape[0], layout.height, layout.width, 3), np.float32)
-    tables = integral.numpy()
     for (s, scale, size, rows, cols), (y, x) in zip(windows, layout.origins):
-        spot = (slice(y, y + rows.stop - rows.start), slice(x, x + cols.stop - cols.start))
-        if scale > 1:  # an enlarged level (min_face_size < 12): see pyramid_level
-            canvas[:, spot[0], spot[1]] = pyramid_level(integral, *size, scale, rows, cols).permute(0, 2, 3, 1)
-            continue
-        for table, image in zip(tables, canvas):
-            _resize_area_numpy(table, *size, rows, cols, out=image[spot])
+        spot = canvas[:, y:y + rows.stop - rows.start, x:x + cols.stop - cols.start]
+        pyramid_level(integral, *size, scale, rows, cols, out=spot)
     return torch.from_numpy(canvas).permute(0, 3, 1, 2)
 
 
@@ -222,7 +217,7 @@ def _aligned_span(lo, hi, length, quantum=None):
     making new ones for every region (that cost more than the convolutions themselves)."""
     quantum = quantum or WINDOW_QUANTUM
     lo = max(0, int(math.floor(lo)) // PNET_STRIDE * PNET_STRIDE)
-    size = -(-(int(math.ceil(hi)) - lo) // quantum) * quantum
+    size = _round_up(int(math.ceil(hi)) - lo, quantum)
     if lo + size >= length:  # moved back from the level's edge, and reaching it (an odd edge's last half cell too)
         return max(0, (length - size) // PNET_STRIDE * PNET_STRIDE), length
     return lo, lo + size
@@ -342,13 +337,14 @@ def _integral_torch(frames):
     return table
 
 
-def pyramid_level(integral, height, width, scale, rows=None, cols=None):
+def pyramid_level(integral, height, width, scale, rows=None, cols=None, out=None):
     """One level of the image pyramid (B,3,height,width) float: area-averaged up to scale 1 (as MTCNN always
     did, including its one extra row and column at scale 1), bilinear when it enlarges the frame
     (min_face_size < 12): area bins would repeat pixels in blocks, unlike anything PNet was trained on.
-    rows, cols: the part of the level to make (see resize_area)."""
+    rows, cols: the part of the level to make (see resize_area); out: on the CPU, a (B,rows,cols,3) float32
+    array to write it into (a part of a canvas)."""
     if scale <= 1:
-        return resize_area(integral, height, width, rows, cols)
+        return resize_area(integral, height, width, rows, cols, out)
     if integral.device.type != "cpu":
         level = _enlarge_torch(integral, height, width)
     else:
@@ -356,7 +352,7 @@ def pyramid_level(integral, height, width, scale, rows=None, cols=None):
         levels = [cv2.resize(np.ascontiguousarray(f), (width, height), interpolation=cv2.INTER_LINEAR)
                   for f in frames.permute(0, 2, 3, 1).numpy()]
         level = torch.from_numpy(np.stack(levels)).permute(0, 3, 1, 2)
-    return level[:, :, rows or slice(None), cols or slice(None)]  # enlarging is rare: made whole, then cut
+    return _written(level[:, :, rows or slice(None), cols or slice(None)], out)  # rare: made whole, then cut
 
 
 def _enlarge_torch(integral, height, width):
@@ -373,19 +369,22 @@ def frames_from_integral(integral):
     return pixels.float().permute(0, 3, 1, 2)
 
 
-def resize_area(integral, height, width, rows=None, cols=None):
+def resize_area(integral, height, width, rows=None, cols=None, out=None):
     """Whole frames resized to height x width with area averaging: the bins of F.interpolate(mode='area'),
     read off the integral image (2-3x faster than resampling every level from the full frame).
     rows, cols: slices of the resized frame to make (default all of it); the pixels are those of the whole
-    resized frame. (B,3,rows,cols) float, a channels-last view."""
+    resized frame. (B,3,rows,cols) float, a channels-last view. out: see pyramid_level."""
     rows, cols = rows or slice(0, height), cols or slice(0, width)
     if integral.device.type != "cpu":
-        return _resize_area_torch(integral, height, width, rows, cols)
-    levels = [_resize_area_numpy(table, height, width, rows, cols) for table in integral.numpy()]
-    return torch.from_numpy(levels[0][None] if len(levels) == 1 else np.stack(levels)).permute(0, 3, 1, 2)
+        return _resize_area_torch(integral, height, width, rows, cols, out)
+    if out is None:
+        out = np.empty((integral.shape[0], len(range(height)[rows]), len(range(width)[cols]), 3), np.float32)
+    for table, frame_out in zip(integral.numpy(), out):
+        _resize_area_numpy(table, height, width, rows, cols, frame_out)
+    return torch.from_numpy(out).permute(0, 3, 1, 2)
 
 
-def _resize_area_torch(integral, height, width, rows=None, cols=None):
+def _resize_area_torch(integral, height, width, rows=None, cols=None, out=None):
     """resize_area with tensor ops, for a GPU."""
     rows, cols = rows or slice(0, height), cols or slice(0, width)
     rows0, rows1 = (b[rows] for b in _whole_bins(integral.shape[1] - 1, height, integral.device))
@@ -393,7 +392,14 @@ def _resize_area_torch(integral, height, width, rows=None, cols=None):
     strip = integral[:, rows1] - integral[:, rows0]
     total = (strip[:, :, cols1] - strip[:, :, cols0]).float()  # exact: bins hold far fewer than 2^24 / 255 px
     count = ((rows1 - rows0)[:, None] * (cols1 - cols0)[None, :]).float()[None, :, :, None]
-    return (total / count).permute(0, 3, 1, 2)
+    return _written((total / count).permute(0, 3, 1, 2), out)
+
+
+def _written(level, out):
+    """`level` (B,3,rows,cols), also written into `out` (see pyramid_level) when given."""
+    if out is not None:
+        out[...] = level.permute(0, 2, 3, 1).cpu().numpy()
+    return level
 
 
 def _whole_bins(length, size, device):
@@ -406,16 +412,15 @@ def _whole_bins(length, size, device):
 _ROWS_PER_BLOCK = 64  # output rows at a time: the integral rows they read stay in the CPU's cache (2x faster)
 
 
-def _resize_area_numpy(table, height, width, rows, cols, out=None):
-    """resize_area of one frame's (H+1,W+1,3) integral array on the CPU: (rows, cols, 3) float32, written into
-    `out` if given."""
+def _resize_area_numpy(table, height, width, rows, cols, out):
+    """resize_area of one frame's (H+1,W+1,3) integral array on the CPU, written into `out` (rows, cols, 3)
+    float32."""
     rows0, rows1, cols0, cols1 = _area_bins(table.shape[0] - 1, table.shape[1] - 1, height, width)
     rows0, rows1, cols0, cols1 = rows0[rows], rows1[rows], cols0[cols], cols1[cols]
     row_counts, col_counts = (rows1 - rows0).astype(np.float32), (cols1 - cols0).astype(np.float32)
     # only the integral's columns under the window are copied (a region's window is a sliver of the frame)
     left = cols0[0] if len(cols0) else 0
     table, cols0, cols1 = table[:, left:cols1[-1] + 1 if len(cols1) else 0], cols0 - left, cols1 - left
-    out = np.empty((len(rows0), len(cols0), 3), np.float32) if out is None else out
     for first in range(0, len(rows0), _ROWS_PER_BLOCK):
         block = slice(first, first + _ROWS_PER_BLOCK)
         strip = table[rows1[block]]
@@ -425,7 +430,6 @@ def _resize_area_numpy(table, height, width, rows, cols, out=None):
         part = out[block]
         part[...] = total  # exact in float32: bins hold far fewer than 2^24 / 255 pixels
         part /= np.outer(row_counts[block], col_counts)[:, :, None]
-    return out
 
 
 @functools.lru_cache(maxsize=64)
