@@ -65,10 +65,15 @@ class ChangeDetector:
         return self._rectangles(mask, frame.shape)
 
     def since(self, before, frame_shape):
-        """Rectangles of what changed between the small copy `before` (an earlier .previous) and the latest."""
+        """Rectangles of what changed between the small copy `before` (an earlier .previous) and the latest,
+        beyond a change of the whole view's brightness: a camera's exposure drifts by 10-14 grey levels in
+        2 s when people come and go (one_by_one_people), which made every pixel look changed."""
         if before is None or before.shape != self.previous.shape:
             return [(0, 0, frame_shape[1], frame_shape[0])]
-        return self._rectangles(self._difference(before, self.previous), frame_shape)[0]
+        change = cv2.subtract(self.previous, before, dtype=cv2.CV_16S)
+        change -= np.int16(np.median(change))
+        mask = (np.abs(change) > self.threshold).astype(np.uint8)
+        return self._rectangles(mask, frame_shape)[0]
 
     def _difference(self, before, after):
         return cv2.threshold(cv2.absdiff(after, before), self.threshold, 1, cv2.THRESH_BINARY)[1]
@@ -90,14 +95,15 @@ class MotionGate:
     mode "on": gate always; "off": whole frames always; "auto": gate while the camera is still, whole frames
     while the view moves as a whole (a pan, a hand-held camera; see view_moves). Every `keyframe_s` seconds a
     keyframe searches, beside the frame's own changes, everything that changed since the last keyframe (a
-    change too slow to show between two frames: a face turning towards the camera), the remembered faces and
+    change too slow to show between two frames: a face turning towards the camera; not a drift of the whole
+    view's brightness, see ChangeDetector.since), the remembered faces and
     the people the job sees (`people_boxes`, standing still or not); the unchanged rest would give the same
     answer as last time. A whole frame comes first, after request_keyframe(), and at least every
     `idle_keyframe_s` (a change below the threshold that crept in). While nothing at all changed and no face or
     person is in view, keyframes wait `idle_keyframe_s` too. Rectangles covering more than `full_share` of
     the frame become the whole frame (cheaper in one piece)."""
 
-    def __init__(self, fps, mode="auto", keyframe_s=2.0, method="diff", margin=0.25, full_share=0.6,
+    def __init__(self, fps, mode="auto", keyframe_s=2.0, method="diff", margin=0.15, full_share=0.6,
                  idle_keyframe_s=30.0, detector=None):
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}")

@@ -1,5 +1,6 @@
 """The MTCNN cascade (PNet -> RNet -> ONet) on a batch of same-size frames, as tensor operations that run
 on the CPU or a GPU alike. Each stage keeps facenet-pytorch's arithmetic, so the answers match it."""
+import bisect
 import functools
 import math
 from dataclasses import dataclass
@@ -12,7 +13,7 @@ from .nms import batched_nms
 
 PNET_STRIDE, PNET_CELL = 2, 12
 # A region's window on a pyramid level reaches this far (level pixels) beyond it: every PNet window with at least
-# half of it in the region is scored. The job's regions are grown by a quarter of their size first, so a face in
+# half of it in the region is scored. The job's regions are grown by 15% of their size first, so a face in
 # one lies inside it; a full 12 px cost 7-10% of the gated job's speed and found nothing more (bench_motion.py).
 REGION_HALO = PNET_CELL // 2
 WINDOW_QUANTUM = 16  # region windows on a pyramid level come in sizes of multiples of this (see _aligned_span)
@@ -157,23 +158,25 @@ class CanvasLayout:
     def _skyline(even, width):
         """(height, width, origins) of skyline packing at this width: tallest windows first, each at the lowest
         place where it fits (then the leftmost)."""
-        sky = [(0, width, 0)]  # the canvas's filled outline: (x, width, top) segments, left to right
+        # the canvas's filled outline: segment k spans [starts[k], starts[k + 1]) (the last to the width) at
+        # height tops[k]; neighbours never share a height
+        starts, tops = [0], [0]
         origins = [None] * len(even)
         for i in sorted(range(len(even)), key=lambda i: (-even[i][0], -even[i][1])):
             h, w = even[i]
-            y, x = min((max(top for sx, sw, top in sky if sx < x + w and sx + sw > x), x)
-                       for x, _, _ in sky if x + w <= width)
+            y, k = min((max(tops[k:bisect.bisect_left(starts, x + w)]), k)
+                       for k, x in enumerate(starts) if x + w <= width)
+            x = starts[k]
             origins[i] = (y, x)
-            cut = [(sx, sw, top) for sx, sw, top in sky if sx + sw <= x or sx >= x + w]
-            cut += [(sx, x - sx, top) for sx, sw, top in sky if sx < x < sx + sw]
-            cut += [(x + w, sx + sw - x - w, top) for sx, sw, top in sky if sx < x + w < sx + sw]
-            sky = []
-            for seg in sorted(cut + [(x, w, y + h)]):  # neighbours of one height become one segment
-                if sky and sky[-1][2] == seg[2]:
-                    sky[-1] = (sky[-1][0], sky[-1][1] + seg[1], seg[2])
-                else:
-                    sky.append(seg)
-        return _round_up(max(top for _, _, top in sky), CANVAS_QUANTUM), width, origins
+            last = bisect.bisect_left(starts, x + w) - 1  # the last segment under the window
+            rest_starts, rest_tops = starts[last + 1:], tops[last + 1:]
+            if x + w < (rest_starts[0] if rest_starts else width):  # it goes on right of the window
+                rest_starts, rest_tops = [x + w] + rest_starts, [tops[last]] + rest_tops
+            starts, tops = starts[:k] + [x] + rest_starts, tops[:k] + [y + h] + rest_tops
+            for j in (k + 1, k):  # merge the window's segment with a neighbour of the same height
+                if 0 < j < len(tops) and tops[j] == tops[j - 1]:
+                    del starts[j], tops[j]
+        return _round_up(max(tops), CANVAS_QUANTUM), width, origins
 
     def window_map(self, out_height, out_width):
         """For each of PNet's output cells on the canvas, its window: a (out_height, out_width) long tensor, -1

@@ -134,6 +134,25 @@ def test_keyframes_search_a_change_too_slow_to_show_between_two_frames(shared_di
     assert x1 <= 400 and y1 <= 200 and x2 >= 500 and y2 >= 300
 
 
+def test_a_keyframe_takes_a_drift_of_the_whole_views_brightness_for_no_change(shared_dir, mtcnn):
+    """The camera's exposure drifts: the whole view brightens by 1.5 levels a frame (15 by the keyframe, over
+    the threshold of 10) while a patch brightens faster. The keyframe searches the patch, not the whole frame:
+    on one_by_one_people.mp4 such drifts made most keyframes whole-frame detections."""
+    frame = next(read_frames(shared_dir / FOOTAGE / "one_by_one_people.mp4", 0, 1)).astype(int)
+    counting = CountingDetector(mtcnn)
+    gated = GatedDetector(counting, MotionGate(10, mode="on", keyframe_s=1.0, idle_keyframe_s=30.0))
+    gated.detect([frame.astype(np.uint8)])
+    gated.gate.changed = True  # something moved elsewhere: the regular keyframe cadence
+    for i in range(1, 11):
+        f = frame + int(1.5 * i)
+        f[200:300, 400:500] += 2 * i
+        gated.detect([np.clip(f, 0, 255).astype(np.uint8)])
+    assert gated.stats == {"skipped": 9, "regions": 1, "whole": 1}
+    (x1, y1, x2, y2), = counting.regions[-1]
+    assert x1 <= 400 and y1 <= 200 and x2 >= 500 and y2 >= 300
+    assert (x2 - x1) * (y2 - y1) < 0.2 * frame.shape[0] * frame.shape[1]
+
+
 def test_auto_mode_turns_gating_off_on_a_panning_source(tmp_path, mtcnn):
     """The demo clip pans and zooms: auto mode sees the whole view moving and detects whole frames; on a
     still camera it keeps gating."""
