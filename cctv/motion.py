@@ -66,7 +66,7 @@ class ChangeDetector:
 
     def since(self, before, frame_shape):
         """Rectangles of what changed between the small copy `before` (an earlier .previous) and the latest,
-        beyond a change of the whole view's brightness: a camera's exposure drifts by 10-14 grey levels in
+        beyond a change of the whole view's brightness: a camera's exposure drifts by 6-14 grey levels in
         2 s when people come and go (one_by_one_people), which made every pixel look changed."""
         if before is None or before.shape != self.previous.shape:
             return [(0, 0, frame_shape[1], frame_shape[0])]
