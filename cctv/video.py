@@ -26,7 +26,6 @@ import numpy as np
 
 from .atomic import check_writable, check_writable_dir  # noqa: F401 - the job imports them from here
 from .errors import UserError
-from .images import to_rgb_array
 
 VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".gif", ".webm", ".m4v", ".mpg", ".mpeg", ".ts", ".wmv", ".flv"}
 LIVE_SCHEMES = ("rtsp://", "rtsps://", "rtmp://", "udp://", "tcp://", "srt://")
@@ -76,6 +75,17 @@ def open_source(spec, reconnect_attempts=5, reconnect_delay=1.0, warn=warn_stder
     return FileSource(path, warn=warn)
 
 
+def rgb_array(frame, width=None, height=None):
+    """A decoded av.VideoFrame as an RGB uint8 array of width x height (default: its own size; a stream may
+    change size midway). 4:2:0 video of that size is converted by OpenCV: 0.1 ms at 768x432 where PyAV's
+    swscale takes 1 ms, as long as decoding the frame itself (BT.601 both; chroma edges within a few levels)."""
+    width, height = width or frame.width, height or frame.height
+    if frame.format.name == "yuv420p" and (frame.width, frame.height) == (width, height) \
+            and width % 2 == 0 and height % 2 == 0:
+        return cv2.cvtColor(frame.to_ndarray(), cv2.COLOR_YUV2RGB_I420)
+    return frame.to_ndarray(format="rgb24", width=width, height=height)
+
+
 class FileSource:
     """A video file (or a finite URL) decoded with PyAV."""
 
@@ -105,11 +115,11 @@ class FileSource:
         size = dict(width=self.info.width, height=self.info.height)  # a stream may change size midway
         first, self._first = self._first, None
         if first is not None:
-            yield first.to_ndarray(format="rgb24", **size)
+            yield rgb_array(first, **size)
         read = 1 if first is not None else 0
         try:
             for frame in self._frames:
-                yield frame.to_ndarray(format="rgb24", **size)
+                yield rgb_array(frame, **size)
                 read += 1
         except av.FFmpegError as e:
             if self.info.live:
@@ -644,4 +654,4 @@ def read_frames(path, start=0, stop=None, step=1):
             if stop is not None and i >= stop:
                 return
             if i >= start and (i - start) % step == 0:
-                yield to_rgb_array(frame.to_ndarray(format="rgb24"))
+                yield rgb_array(frame)
