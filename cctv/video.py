@@ -75,13 +75,20 @@ def open_source(spec, reconnect_attempts=5, reconnect_delay=1.0, warn=warn_stder
     return FileSource(path, warn=warn)
 
 
+BT601_COLORSPACES = {2, 5, 6}  # FFmpeg's unspecified (taken as BT.601), BT470BG, SMPTE170M
+FULL_RANGE = 2  # FFmpeg's AVCOL_RANGE_JPEG
+
+
 def rgb_array(frame, width=None, height=None):
     """A decoded av.VideoFrame as an RGB uint8 array of width x height (default: its own size; a stream may
-    change size midway). 4:2:0 video of that size is converted by OpenCV: 0.1 ms at 768x432 where PyAV's
-    swscale takes 1 ms, as long as decoding the frame itself (BT.601 both; chroma edges within a few levels)."""
+    change size midway). Limited-range BT.601 4:2:0 video of that size, most H.264 footage, is converted by
+    OpenCV: 0.1 ms at 768x432 where PyAV's swscale takes 1 ms, as long as decoding the frame itself (the same
+    picture, about 1 level brighter). Other colour spaces and ranges (BT.709, full-range JPEG) keep PyAV's
+    conversion, which honours them."""
     width, height = width or frame.width, height or frame.height
     if frame.format.name == "yuv420p" and (frame.width, frame.height) == (width, height) \
-            and width % 2 == 0 and height % 2 == 0:
+            and width % 2 == 0 and height % 2 == 0 and frame.colorspace in BT601_COLORSPACES \
+            and frame.color_range != FULL_RANGE:
         return cv2.cvtColor(frame.to_ndarray(), cv2.COLOR_YUV2RGB_I420)
     return frame.to_ndarray(format="rgb24", width=width, height=height)
 

@@ -25,8 +25,9 @@ def test_file_sources_report_size_rate_and_frame_count(shared_dir):
 
 
 def test_decoded_frames_have_the_colours_pyav_gives(shared_dir):
-    """H.264 4:2:0 frames are converted by OpenCV (8x faster than PyAV's swscale): the same RGB picture, channels
-    in order, within a few levels at chroma edges; a frame of another size is scaled as before."""
+    """Limited-range BT.601 4:2:0 frames are converted by OpenCV (8x faster than PyAV's swscale): the same RGB
+    picture, channels in order, within a few levels at chroma edges; a frame of another size is scaled as
+    before, and other colour spaces and ranges keep PyAV's conversion."""
     import av
 
     with av.open(str(shared_dir / "data" / "footage" / "four_people_masking.mp4")) as container:
@@ -41,6 +42,10 @@ def test_decoded_frames_have_the_colours_pyav_gives(shared_dir):
             assert (np.abs(ours - pyav).mean(axis=(0, 1)) < 2.0).all()  # per channel: none swapped
             scaled = rgb_array(frame, width=480, height=254)
             assert scaled.shape == (254, 480, 3)
+        # a full-range or BT.709 stream: PyAV's conversion, which honours them
+        for colorspace, color_range in ((6, 2), (1, 1)):
+            frame.colorspace, frame.color_range = colorspace, color_range
+            assert np.array_equal(rgb_array(frame), frame.to_ndarray(format="rgb24"))
 
 
 def test_folder_source_plays_every_video_in_order_and_skips_other_files(shared_dir, tmp_path):
