@@ -10,6 +10,7 @@ from cctv.exit_zone import parse_exit_zone
 from cctv.people import PROTECTED, UNKNOWN, UNPROTECTED, People, PeopleSettings, face_likeness, vote_weight
 from cctv.snapshots import SnapshotSaver
 from cctv.tracking import FaceTracker
+from cctv.video import read_frames
 
 FPS = 10.0
 H, W = 270, 480
@@ -122,14 +123,10 @@ def test_a_masked_face_needs_no_face_like_landmarks():
 def test_backs_of_heads_on_real_footage_are_told_from_real_faces(shared_dir):
     """MTCNN on one_by_one_people.mp4 frame 340 finds the back of a head (probability 0.78); on
     four_people_masking.mp4 it finds the four people's faces: only the faces look like faces."""
-    import av
     from mtcnn import MTCNN
 
-    def frame(name, index):
-        with av.open(str(shared_dir / "data" / "footage" / name)) as container:
-            for i, f in enumerate(container.decode(video=0)):
-                if i == index:
-                    return f.to_ndarray(format="rgb24")
+    def frame(name, index):  # as the job decodes it
+        return next(read_frames(shared_dir / "data" / "footage" / name, index, index + 1))
 
     mtcnn = MTCNN(keep_all=True, select_largest=False)
     boxes, probs, points = mtcnn.detect(frame("one_by_one_people.mp4", 340), landmarks=True)

@@ -6,6 +6,8 @@ import av
 import cv2
 import numpy as np
 
+from ..video import rgb_array
+
 THUMB_WIDTH = 480  # shown at 320 px: sharp on high-density screens
 JPEG_QUALITY = 80
 
@@ -55,4 +57,4 @@ def _frame_at(container, stream, time_s):
         last = frame
         if float(frame.pts * base) >= time_s - step:
             break
-    return None if last is None else last.to_ndarray(format="rgb24")
+    return None if last is None else rgb_array(last)
