@@ -32,8 +32,9 @@ OLD_MTCNN, OLD_CLASSIFIER = "models/finetuned_mtcnn.pt", "models/detector.pt"
 CHANNY_OUT_FRAMES = range(3, 13)
 
 
-def detector_specs():
-    """(spec, classifier path) pairs: what the main job ran before, the alternatives, the new models."""
+def detector_specs(candidate=None, baselines=True):
+    """(spec, classifier path) pairs: what the main job ran before, the alternatives, the new models, and a
+    candidate CCTV MTCNN (a retrained cctv_mtcnn.pt, with the shipped CCTV classifier)."""
     pretrained_small = (ModelSpec("pretrained @10", None, CCTV_MIN_FACE_SIZE, CCTV_THRESHOLDS), OLD_CLASSIFIER)
     default = ModelSpec("pretrained (default)", None, 20, (0.6, 0.7, 0.7))
     rows = [(default, OLD_CLASSIFIER)]
@@ -44,6 +45,11 @@ def detector_specs():
         classifier = SHIPPED_CLASSIFIER if (ROOT / SHIPPED_CLASSIFIER).is_file() else OLD_CLASSIFIER
         cctv_spec = spec_from_checkpoint("cctv_mtcnn (new)", ROOT / SHIPPED_MTCNN)
         rows += [(cctv_spec, OLD_CLASSIFIER), (cctv_spec, classifier)]
+    if candidate:
+        classifier = SHIPPED_CLASSIFIER if (ROOT / SHIPPED_CLASSIFIER).is_file() else OLD_CLASSIFIER
+        rows.append((spec_from_checkpoint(f"candidate {Path(candidate).parent.name}", Path(candidate)), classifier))
+    if not baselines:
+        rows = [r for r in rows if r[0].name.startswith(("cctv", "candidate")) and r[1] != OLD_CLASSIFIER]
     return rows
 
 
@@ -161,9 +167,9 @@ def classifier_table():
     return "\n".join(lines)
 
 
-def speed_table(rounds=3):
-    """Detection ms per frame at the CCTV settings, pretrained vs CCTV weights, alternating rounds, on the
-    channy frames and facemask853 test photos."""
+def speed_table(rounds=3, candidate=None):
+    """Detection ms per frame at the CCTV settings, pretrained vs CCTV weights (and a candidate's), alternating
+    rounds, on the channy frames and facemask853 test photos."""
     from cctv.cctv_training import load_sources
     from cctv.images import load_image
 
@@ -171,7 +177,10 @@ def speed_table(rounds=3):
         load_image(i.image_path) for i in load_sources(SHARED)["facemask853"][1][:40]]
     models = {"pretrained": ModelSpec("pretrained", None, CCTV_MIN_FACE_SIZE, CCTV_THRESHOLDS).build(),
               "cctv": spec_from_checkpoint("cctv", ROOT / SHIPPED_MTCNN).build()}
-    models["cctv"].min_face_size, models["cctv"].thresholds = CCTV_MIN_FACE_SIZE, list(CCTV_THRESHOLDS)
+    if candidate:
+        models["candidate"] = spec_from_checkpoint("candidate", Path(candidate)).build()
+    for model in models.values():
+        model.min_face_size, model.thresholds = CCTV_MIN_FACE_SIZE, list(CCTV_THRESHOLDS)
     times = {k: [] for k in models}
     for _ in range(rounds):
         for name, m in models.items():
@@ -182,8 +191,8 @@ def speed_table(rounds=3):
     best = {k: min(v) for k, v in times.items()}
     return (f"detection ms/frame (best of {rounds} alternating rounds, {len(frames)} frames: channy_in + 40 "
             f"facemask853 photos; min_face_size {CCTV_MIN_FACE_SIZE}, thresholds {CCTV_THRESHOLDS}):\n"
-            f"  pretrained {best['pretrained']:.1f}   cctv {best['cctv']:.1f}   ratio {best['cctv'] / best['pretrained']:.2f}x "
-            f"(target <= 1.3x)")
+            + "".join(f"  {name} {ms:.1f} ms, {ms / best['pretrained']:.2f}x" for name, ms in best.items() if name != "pretrained")
+            + f"  (pretrained {best['pretrained']:.1f} ms; target <= 1.3x)")
 
 
 def main():
@@ -196,6 +205,10 @@ def main():
                     help="with --classifiers: crop margins (px of the crop) to try on the footage "
                          "(default: each classifier's own)")
     ap.add_argument("--cache_dir", default="runs/cctv_train", help="the test faces train_cctv_models.py cached")
+    ap.add_argument("--mtcnn_model_path", default=None,
+                    help="a candidate CCTV MTCNN (e.g. train_cctv_models.py's output elsewhere) beside the shipped one")
+    ap.add_argument("--skip_baselines", action="store_true",
+                    help="only the CCTV rows (shipped and candidate): the pretrained and old rows are in RESULTS.md")
     args = ap.parse_args()
     if not (SHARED / "data").is_dir():
         sys.exit(f"../shared not found: {SHARED}")
@@ -206,7 +219,9 @@ def main():
             sys.exit(f"error: --classifiers: {missing[0]}: no such file")
         print(classifiers_table(args.classifiers, args.cache_dir, args.margins or (None,)))
         return
-    rows = detector_specs()
+    if args.mtcnn_model_path and not Path(args.mtcnn_model_path).is_file():
+        sys.exit(f"error: --mtcnn_model_path: {args.mtcnn_model_path}: no such file")
+    rows = detector_specs(args.mtcnn_model_path, baselines=not args.skip_baselines)
     print("CCTV footage (hand-labeled face centres; never trained on):")
     print(footage_table(rows))
     if not args.skip_photos:
@@ -216,7 +231,7 @@ def main():
     print(classifier_table())
     if (ROOT / SHIPPED_MTCNN).is_file():
         print()
-        print(speed_table())
+        print(speed_table(candidate=args.mtcnn_model_path))
 
 
 if __name__ == "__main__":

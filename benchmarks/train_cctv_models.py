@@ -32,6 +32,10 @@ from cctv.threads import set_threads  # noqa: E402
 
 MINING_THRESHOLDS, MINING_MIN_FACE_SIZE = (0.5, 0.5, 0.5), 12
 SECOND_PASS_THRESHOLDS = (0.7, 0.8, 0.95)  # only PNet's and RNet's matter: they pick ONet's candidates
+THRESHOLD_CHOICE = ("MTCNN's default thresholds 0.6, 0.7, 0.7. A sweep on left-out photos "
+                    "(benchmarks/sweep_cctv_thresholds.py) first gave 0.7, 0.8, 0.8 (fewer false boxes on photos); on "
+                    "channy_in it found 7/20 frames against 15/20 at the defaults, so the defaults are shipped (channy "
+                    "was seen at both: README)")
 
 
 def parse_per_stage(text, cast):
@@ -55,10 +59,12 @@ def build_detector(opt, sources, log):
     settings = FinetuneSettings(stages=tuple(opt.stages.split(",")), batch_size=opt.batch_size, lr=opt.lr,
                                 num_epochs=3, seed=0, sampling=cctv_sampling(), frozen=())
     start = time.perf_counter()
-    if opt.resume_mtcnn:  # the first pass's checkpoint: only the second pass runs
+    if opt.resume_mtcnn:  # no first pass: the checkpoint's passes are kept in the record, the next ones added
         detector = MTCNN(min_face_size=MINING_MIN_FACE_SIZE, thresholds=MINING_THRESHOLDS, keep_all=True,
                          weights_path=opt.resume_mtcnn)
-        result = torch.load(opt.resume_mtcnn, weights_only=True)["meta"]["first_pass"]
+        meta = torch.load(opt.resume_mtcnn, weights_only=True).get("meta", {})
+        samples = meta.get("data", {}).get("samples", {})
+        result = meta.get("first_pass") or {k: [samples.get(k, {}), v] for k, v in meta.get("history", {}).items()}
     else:
         result = train_detector(detector, source, settings, opt.cache_dir, parse_per_stage(opt.epochs, int),
                                 parse_per_stage(opt.stage_lr, float) if opt.stage_lr else None,
@@ -74,12 +80,22 @@ def build_detector(opt, sources, log):
         result["onet_second_pass"] = refine_with_trained_cascade(
             detector, again, "onet", settings, opt.cache_dir, epochs=1, lr=1e-4,
             max_negatives=parse_per_stage(opt.max_negatives, int).get("onet"), log=log)
+    for stage, frames in parse_per_stage(opt.refine, int).items():
+        # a pass on the finished cascade's own candidates for this stage, mined as the model runs (tried for
+        # PNet and RNet to cut the candidates reaching ONet: not shipped, RESULTS.md)
+        detector.min_face_size, detector.thresholds = CCTV_MIN_FACE_SIZE, list(CCTV_THRESHOLDS)
+        step = max(1, len(train_items) // frames)
+        again = FrameSource(train_items[1::step], versions=1, cctv_share=opt.cctv_share, backgrounds=backgrounds[1::2],
+                            seed=2)
+        result[f"{stage}_refined"] = refine_with_trained_cascade(
+            detector, again, stage, settings, opt.cache_dir, epochs=opt.refine_epochs, lr=opt.refine_lr,
+            max_negatives=parse_per_stage(opt.max_negatives, int).get(stage), tag="refined", log=log)
     seconds = time.perf_counter() - start
     meta = {"format_note": "CCTV MTCNN (benchmarks/train_cctv_models.py)", "stages_trained": list(result),
             "settings": {"thresholds": list(CCTV_THRESHOLDS), "min_face_size": float(CCTV_MIN_FACE_SIZE),
                          "factor": 0.709, "batch_size": opt.batch_size, "lr": opt.lr, "epochs": opt.epochs,
                          "versions": opt.versions, "cctv_share": opt.cctv_share,
-                         "max_negatives": opt.max_negatives, "seed": 0},
+                         "max_negatives": opt.max_negatives, "seed": 0, "threshold_choice": THRESHOLD_CHOICE},
             "data": {"train_frames": len(train_items), "backgrounds": len(backgrounds),
                      "samples": {k: v[0] for k, v in result.items()},
                      "held_out": "Moxa3K 15% by file-name hash; facemask853 test 20% (seed 0); channy_* never"},
@@ -110,7 +126,14 @@ def parse_opt(argv=None):
     p.add_argument("--epochs", default="pnet=4,rnet=4,onet=3")
     p.add_argument("--second_pass_frames", type=int, default=600,
                    help="labeled photos on which the trained cascade's ONet candidates are mined again (0: none)")
-    p.add_argument("--resume_mtcnn", default=None, help="a first-pass checkpoint (cache_dir/first_pass_mtcnn.pt)")
+    p.add_argument("--refine", default="",
+                   help="STAGE=FRAMES,...: after the second pass, train these stages again on the finished "
+                        "cascade's own candidates mined on FRAMES labeled photos (e.g. rnet=900; none by default)")
+    p.add_argument("--refine_epochs", type=int, default=2)
+    p.add_argument("--refine_lr", type=float, default=1e-4)
+    p.add_argument("--resume_mtcnn", default=None,
+                   help="a first-pass checkpoint (cache_dir/first_pass_mtcnn.pt), or a finished model to train "
+                        "further (with --second_pass_frames 0 --refine ...)")
     p.add_argument("--max_frames", type=int, default=1800, help="a subset of the labeled photos, evenly spread "
                    "(0: all; on 2 shared cores mining all of them took an hour)")
     p.add_argument("--classifier_epochs", type=int, default=12)
@@ -132,6 +155,8 @@ def main(opt):
     check_range("--painted_share", opt.painted_share, 0, 1)
     check_range("--crop_margin", opt.crop_margin, 0, 47)
     check_range("--colour_cast", opt.colour_cast, 0, 1)
+    if opt.resume_mtcnn and not Path(opt.resume_mtcnn).is_file():
+        raise UserError(f"--resume_mtcnn: {opt.resume_mtcnn}: no such file")
     set_threads(opt.threads)
     torch.manual_seed(0)
     sources = load_sources(opt.shared)

@@ -207,33 +207,40 @@ def concat_samples(parts) -> SampleSet:
 
 
 def refine_with_trained_cascade(detector, source: FrameSource, stage, settings: FinetuneSettings, cache_dir,
-                                epochs=1, lr=1e-4, max_negatives=None, progress=True, log=print):
-    """Second pass for a late stage: one pass of mining saw the *starting* cascade's candidates, but the
+                                epochs=1, lr=1e-4, max_negatives=None, tag="second_pass", progress=True, log=print):
+    """Second pass for a stage: one pass of mining saw the *starting* cascade's candidates, but the
     trained PNet/RNet pass others (many more small ones) that the stage never learned to reject. Mine the
     trained cascade's candidates for `stage` on `source` (its false ones are the hard negatives), add them
-    to the stage's first-pass windows, and train the stage on the lot for `epochs` more."""
+    to the stage's first-pass windows, and train the stage on the lot for `epochs` more. Without the
+    first pass's windows in cache_dir (a shipped model refined later), the faces' own windows (positives,
+    parts, random negatives) are mined beside the candidates, so the stage keeps seeing faces."""
     from dataclasses import replace
 
     from .finetune.samples import mine_stage_samples
 
     cache_dir = Path(cache_dir)
-    cached = cache_dir / f"{stage}_second_pass.npz"
+    first_pass = cache_dir / f"{stage}.npz"
+    cached = cache_dir / f"{stage}_{tag}.npz"
     if cached.is_file():
-        hard = load_samples(cached)
+        mined = load_samples(cached)
     else:
-        cfg = replace(settings.sampling, positives_per_face=0, parts_per_face=0, random_negatives=0,
-                      near_face_negatives=0, cascade_negatives=2 * settings.sampling.cascade_negatives)
-        hard = mine_stage_samples(iter(source), stage, detector, cfg, settings.seed + 1, progress, total=len(source))
-        save_samples(hard, cached)
-    log(f"{stage} second pass: {hard.counts} from the trained cascade")
-    first = load_samples(cache_dir / f"{stage}.npz")
-    if max_negatives:
-        first = cap_negatives(first, max_negatives, settings.seed)
-    samples = concat_samples([first, hard])
+        cfg = replace(settings.sampling, cascade_negatives=2 * settings.sampling.cascade_negatives)
+        if first_pass.is_file():
+            cfg = replace(cfg, positives_per_face=0, parts_per_face=0, random_negatives=0, near_face_negatives=0)
+        weights = class_weights([c for item in source.items for c in item.classes], settings.sampling)
+        mined = mine_stage_samples(iter(source), stage, detector, cfg, settings.seed + 1, progress, weights=weights,
+                                   total=len(source))
+        save_samples(mined, cached)
+    log(f"{stage} {tag}: {mined.counts} from the trained cascade")
+    parts = [mined]
+    if first_pass.is_file():
+        first = load_samples(first_pass)
+        parts.insert(0, cap_negatives(first, max_negatives, settings.seed) if max_negatives else first)
+    samples = concat_samples(parts)
     net = getattr(detector, stage)
     if stage == "onet":
         samples.landmarks = landmark_targets(net, samples)
     history = train_stage(net, samples, FinetuneSettings(**{**settings.__dict__, "num_epochs": epochs, "lr": lr}),
-                          f"{stage} (second pass)", progress)
-    log(f"{stage} second pass: loss per epoch " + " -> ".join(f"{h['loss']:.3f}" for h in history))
+                          f"{stage} ({tag})", progress)
+    log(f"{stage} {tag}: loss per epoch " + " -> ".join(f"{h['loss']:.3f}" for h in history))
     return samples.counts, history

@@ -200,3 +200,28 @@ def test_cctv_detector_finds_the_entrance_face_more_often_than_the_pretrained(sh
     before = score_footage(labels, [pretrained.detect(f)[0] for f in frames])
     after = score_footage(labels, [cctv.detect(f)[0] for f in frames])
     assert after.found >= before.found + 4 and after.other_per_frame <= 0.2
+
+
+def test_a_finished_model_refined_without_its_first_pass_windows_still_trains_on_faces(shared_dir, repo_root,
+                                                                                         tmp_path):
+    """train_cctv_models.py --resume_mtcnn models/cctv_mtcnn.pt --refine rnet=N: the first pass's windows are
+    gone, so the faces' own windows are mined beside the cascade's candidates (a stage trained on hard
+    negatives alone would learn to reject everything), cached, and reused on the next run."""
+    from cctv.cctv_training import FrameSource, cctv_sampling, load_sources, refine_with_trained_cascade
+    from cctv.finetune.train import FinetuneSettings
+    from mtcnn import MTCNN
+
+    items = load_sources(shared_dir)["facemask853"][0][:4]
+    detector = MTCNN(min_face_size=12, keep_all=True, weights_path=repo_root / "models/cctv_mtcnn.pt")
+    before = {k: v.clone() for k, v in detector.rnet.state_dict().items()}
+    settings = FinetuneSettings(stages=("rnet",), batch_size=2, lr=1e-4, num_epochs=1, seed=0,
+                                sampling=cctv_sampling(), frozen=())
+    counts, history = refine_with_trained_cascade(detector, FrameSource(items, cctv_share=0.0), "rnet", settings,
+                                                  tmp_path, tag="refined", progress=False, log=lambda *_: None)
+    assert counts["positives"] >= len(items) and counts["negatives"] > counts["positives"]
+    assert len(history) == 1 and history[0]["loss"] > 0
+    assert any(not torch.equal(before[k], v) for k, v in detector.rnet.state_dict().items())
+    # the mined windows are cached: a rerun with no frames to mine trains on the same windows
+    again, _ = refine_with_trained_cascade(detector, FrameSource([], cctv_share=0.0), "rnet", settings, tmp_path,
+                                           tag="refined", progress=False, log=lambda *_: None)
+    assert again == counts and (tmp_path / "rnet_refined.npz").is_file()
