@@ -8,6 +8,7 @@
 
     .venv/bin/python benchmarks/bench_cctv_models.py [--threads 2] [--skip_photos]
     .venv/bin/python benchmarks/bench_cctv_models.py --classifiers models/cctv_classifier.pt new.pt [--margins 0 8 16]
+    .venv/bin/python benchmarks/bench_cctv_models.py --mtcnn_model_path runs/refined/cctv_mtcnn.pt [--skip_baselines]
 """
 import argparse
 import sys
