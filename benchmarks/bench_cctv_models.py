@@ -34,23 +34,22 @@ CHANNY_OUT_FRAMES = range(3, 13)
 
 
 def detector_specs(candidate=None, baselines=True):
-    """(spec, classifier path) pairs: what the main job ran before, the alternatives, the new models, and a
-    candidate CCTV MTCNN (a retrained cctv_mtcnn.pt, with the shipped CCTV classifier)."""
-    pretrained_small = (ModelSpec("pretrained @10", None, CCTV_MIN_FACE_SIZE, CCTV_THRESHOLDS), OLD_CLASSIFIER)
-    default = ModelSpec("pretrained (default)", None, 20, (0.6, 0.7, 0.7))
-    rows = [(default, OLD_CLASSIFIER)]
-    if (ROOT / SHIPPED_CLASSIFIER).is_file():  # the CCTV classifier as the main job's default classifier
-        rows.append((default, SHIPPED_CLASSIFIER))
-    rows += [pretrained_small, (spec_from_checkpoint("finetuned_mtcnn (old)", ROOT / OLD_MTCNN), OLD_CLASSIFIER)]
+    """(spec, classifier path) pairs: what the main job ran before, the alternatives (baselines), the new models,
+    and a candidate CCTV MTCNN (a retrained cctv_mtcnn.pt, with the shipped CCTV classifier)."""
+    classifier = SHIPPED_CLASSIFIER if (ROOT / SHIPPED_CLASSIFIER).is_file() else OLD_CLASSIFIER
+    rows = []
+    if baselines:
+        default = ModelSpec("pretrained (default)", None, 20, (0.6, 0.7, 0.7))
+        rows.append((default, OLD_CLASSIFIER))
+        if classifier == SHIPPED_CLASSIFIER:  # the CCTV classifier as the main job's default classifier
+            rows.append((default, SHIPPED_CLASSIFIER))
+        rows += [(ModelSpec("pretrained @10", None, CCTV_MIN_FACE_SIZE, CCTV_THRESHOLDS), OLD_CLASSIFIER),
+                 (spec_from_checkpoint("finetuned_mtcnn (old)", ROOT / OLD_MTCNN), OLD_CLASSIFIER)]
     if (ROOT / SHIPPED_MTCNN).is_file():
-        classifier = SHIPPED_CLASSIFIER if (ROOT / SHIPPED_CLASSIFIER).is_file() else OLD_CLASSIFIER
         cctv_spec = spec_from_checkpoint("cctv_mtcnn (new)", ROOT / SHIPPED_MTCNN)
-        rows += [(cctv_spec, OLD_CLASSIFIER), (cctv_spec, classifier)]
+        rows += ([(cctv_spec, OLD_CLASSIFIER)] if baselines else []) + [(cctv_spec, classifier)]
     if candidate:
-        classifier = SHIPPED_CLASSIFIER if (ROOT / SHIPPED_CLASSIFIER).is_file() else OLD_CLASSIFIER
         rows.append((spec_from_checkpoint(f"candidate {Path(candidate).parent.name}", Path(candidate)), classifier))
-    if not baselines:
-        rows = [r for r in rows if r[0].name.startswith(("cctv", "candidate")) and r[1] != OLD_CLASSIFIER]
     return rows
 
 

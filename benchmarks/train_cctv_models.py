@@ -58,6 +58,7 @@ def build_detector(opt, sources, log):
     detector = MTCNN(min_face_size=MINING_MIN_FACE_SIZE, thresholds=MINING_THRESHOLDS, keep_all=True)
     settings = FinetuneSettings(stages=tuple(opt.stages.split(",")), batch_size=opt.batch_size, lr=opt.lr,
                                 num_epochs=3, seed=0, sampling=cctv_sampling(), frozen=())
+    max_negatives = parse_per_stage(opt.max_negatives, int)
     start = time.perf_counter()
     if opt.resume_mtcnn:  # no first pass: the checkpoint's passes are kept in the record, the next ones added
         detector = MTCNN(min_face_size=MINING_MIN_FACE_SIZE, thresholds=MINING_THRESHOLDS, keep_all=True,
@@ -68,7 +69,7 @@ def build_detector(opt, sources, log):
     else:
         result = train_detector(detector, source, settings, opt.cache_dir, parse_per_stage(opt.epochs, int),
                                 parse_per_stage(opt.stage_lr, float) if opt.stage_lr else None,
-                                parse_per_stage(opt.max_negatives, int), log=log)
+                                max_negatives, log=log)
         first = {k: [v[0], [{kk: float(vv) for kk, vv in e.items()} for e in v[1]]] for k, v in result.items()}
         save_torch(checkpoint(detector, {"first_pass": first}), Path(opt.cache_dir) / "first_pass_mtcnn.pt")
     if opt.second_pass_frames:
@@ -79,7 +80,7 @@ def build_detector(opt, sources, log):
                             seed=1)
         result["onet_second_pass"] = refine_with_trained_cascade(
             detector, again, "onet", settings, opt.cache_dir, epochs=1, lr=1e-4,
-            max_negatives=parse_per_stage(opt.max_negatives, int).get("onet"), log=log)
+            max_negatives=max_negatives.get("onet"), log=log)
     for stage, frames in parse_per_stage(opt.refine, int).items():
         # a pass on the finished cascade's own candidates for this stage, mined as the model runs (tried for
         # PNet and RNet to cut the candidates reaching ONet: not shipped, RESULTS.md)
@@ -89,7 +90,7 @@ def build_detector(opt, sources, log):
                             seed=2)
         result[f"{stage}_refined"] = refine_with_trained_cascade(
             detector, again, stage, settings, opt.cache_dir, epochs=opt.refine_epochs, lr=opt.refine_lr,
-            max_negatives=parse_per_stage(opt.max_negatives, int).get(stage), tag="refined", log=log)
+            max_negatives=max_negatives.get(stage), tag="refined", log=log)
     seconds = time.perf_counter() - start
     meta = {"format_note": "CCTV MTCNN (benchmarks/train_cctv_models.py)", "stages_trained": list(result),
             "settings": {"thresholds": list(CCTV_THRESHOLDS), "min_face_size": float(CCTV_MIN_FACE_SIZE),

@@ -77,6 +77,10 @@ class FrameSource:
     def __len__(self):
         return len(self.items) * self.versions + len(self.backgrounds)
 
+    def class_weights(self, cfg: SamplingConfig) -> dict:
+        """Each class's positive/part quota multiplier over the labeled faces (finetune.samples.class_weights)."""
+        return class_weights([c for item in self.items for c in item.classes], cfg)
+
     def __iter__(self):
         for n, item in enumerate(self.items):
             image = load_image(item.image_path)
@@ -161,8 +165,7 @@ def train_detector(detector, source: FrameSource, settings: FinetuneSettings, ca
     (mine_all_stages), cached per stage in cache_dir (delete it when the data or settings change).
     epochs, lr, max_negatives: per-stage overrides. Returns {stage: (counts, history)}."""
     cache_dir = Path(cache_dir)
-    weights = class_weights([c for image_classes in (i.classes for i in source.items) for c in image_classes],
-                            settings.sampling)
+    weights = source.class_weights(settings.sampling)
     cached = {s: cache_dir / f"{s}.npz" for s in settings.stages}
     if not all(p.is_file() for p in cached.values()):
         mined = mine_all_stages(iter(source), detector, settings.stages, settings.sampling, weights, settings.seed,
@@ -220,20 +223,20 @@ def refine_with_trained_cascade(detector, source: FrameSource, stage, settings: 
 
     cache_dir = Path(cache_dir)
     first_pass = cache_dir / f"{stage}.npz"
+    with_first_pass = first_pass.is_file()
     cached = cache_dir / f"{stage}_{tag}.npz"
     if cached.is_file():
         mined = load_samples(cached)
     else:
         cfg = replace(settings.sampling, cascade_negatives=2 * settings.sampling.cascade_negatives)
-        if first_pass.is_file():
+        if with_first_pass:
             cfg = replace(cfg, positives_per_face=0, parts_per_face=0, random_negatives=0, near_face_negatives=0)
-        weights = class_weights([c for item in source.items for c in item.classes], settings.sampling)
-        mined = mine_stage_samples(iter(source), stage, detector, cfg, settings.seed + 1, progress, weights=weights,
-                                   total=len(source))
+        mined = mine_stage_samples(iter(source), stage, detector, cfg, settings.seed + 1, progress,
+                                   weights=source.class_weights(settings.sampling), total=len(source))
         save_samples(mined, cached)
     log(f"{stage} {tag}: {mined.counts} from the trained cascade")
     parts = [mined]
-    if first_pass.is_file():
+    if with_first_pass:  # loaded only now: ONet's first-pass windows take hundreds of MB
         first = load_samples(first_pass)
         parts.insert(0, cap_negatives(first, max_negatives, settings.seed) if max_negatives else first)
     samples = concat_samples(parts)
